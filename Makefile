@@ -1,0 +1,45 @@
+# The two commands of the README: `make run` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= dev,celery
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+comma  := ,
+EXPERIMENT ?= breast_cancer
+PORT ?= 8080
+
+.PHONY: setup run test validate ui bench lock clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "uv==0.13.8"
+	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --editable ".[$(EXTRAS)]"
+	touch $@
+
+## Run one experiment end to end through Airflow (embedded SQLite, no server) and print its leaderboard.
+run: setup
+	$(BIN)/dag-factory run $(EXPERIMENT)
+
+## The whole test suite (what CI runs).
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+validate: setup
+	$(BIN)/dag-factory validate
+
+## The Airflow UI on http://localhost:$(PORT), with login on (see README).
+ui: setup
+	$(BIN)/dag-factory ui --port $(PORT)
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+## Re-pin every dependency (after changing pyproject.toml).
+lock:
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --no-header \
+		--output-file constraints.txt
+
+clean:
+	rm -rf $(VENV) .airflow results/runs results/best

@@ -1,0 +1,141 @@
+"""Command line: validate specs, run an experiment through Airflow, show leaderboards, export the schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dag_factory.errors import DagFactoryError
+from dag_factory.files import read_json
+from dag_factory.layout import Project, best_dir
+from dag_factory.loader import find_experiment, load_catalog, load_experiment, load_experiments
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``dag-factory`` and ``python -m dag_factory``."""
+    parser = argparse.ArgumentParser(prog="dag-factory", description=__doc__)
+    parser.add_argument("--project", type=Path, default=None, help="project folder (default: auto-detected)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("validate", help="check experiment specs; non-zero exit on any error")
+    check.add_argument("specs", nargs="*", type=Path, help="spec files (default: every file in experiments/)")
+    check.add_argument("--deep", action="store_true", help="also import each estimator and check its params")
+
+    run = commands.add_parser("run", help="run one experiment end to end through Airflow and print its leaderboard")
+    run.add_argument("experiment")
+    run.add_argument("--force", action="store_true", help="retrain even if the data is unchanged")
+    run.add_argument("--models", help="comma-separated subset of the spec's models")
+    run.add_argument("--cv-folds", type=int, help="override the spec's CV folds")
+
+    board = commands.add_parser("leaderboard", help="print the latest leaderboard of an experiment")
+    board.add_argument("experiment")
+    board.add_argument("--json", action="store_true", help="print the raw metrics.json")
+
+    commands.add_parser("schema", help="print the JSON Schema of an experiment spec")
+
+    args = parser.parse_args(argv)
+    project = Project.locate(args.project)
+    try:
+        return HANDLERS[args.command](project, args)
+    except DagFactoryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def cmd_validate(project: Project, args: argparse.Namespace) -> int:
+    """Validate specs; print one line per valid spec and every problem of the others."""
+    catalog, catalog_errors = load_catalog(project.models)
+    for error in catalog_errors.values():
+        print(error, file=sys.stderr)
+    if args.specs:
+        specs, errors = {}, {}
+        for path in args.specs:
+            try:
+                specs[path] = load_experiment(path, catalog, catalog_errors)
+            except DagFactoryError as err:
+                errors[path] = err
+    else:
+        result = load_experiments(project.experiments, catalog, catalog_errors)
+        specs, errors = result.specs, result.errors
+    if args.deep:
+        errors.update(_deep_errors(specs, catalog))
+    for path, spec in specs.items():
+        if path not in errors:
+            print(f"ok: {path} -> DAG {spec.experiment} ({len(spec.models)} models: {', '.join(spec.model_names())})")
+    for error in errors.values():
+        print(error, file=sys.stderr)
+    return 1 if errors or catalog_errors else 0
+
+
+def _deep_errors(specs: dict, catalog: dict) -> dict:
+    """Import every estimator and check each param name (slower: imports scikit-learn and XGBoost)."""
+    from dag_factory.errors import SpecError
+    from dag_factory.steps.pipeline import estimator_params
+
+    errors = {}
+    for path, spec in specs.items():
+        problems = []
+        for entry in spec.models:
+            try:
+                estimator_params(catalog[entry.model], entry)
+            except DagFactoryError as err:
+                problems.append(str(err))
+        if problems:
+            errors[path] = SpecError(str(path), problems)
+    return errors
+
+
+def cmd_run(project: Project, args: argparse.Namespace) -> int:
+    """Run the experiment's DAG with dag.test(), then print the leaderboard and the champion."""
+    from dag_factory.report import leaderboard_table
+    from dag_factory.runner import run_experiment
+
+    catalog, catalog_errors = load_catalog(project.models)
+    spec = find_experiment(project.experiments, catalog, args.experiment, catalog_errors)
+    conf: dict = {"force": args.force}
+    if args.models:
+        conf["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.cv_folds:
+        conf["cv_folds"] = args.cv_folds
+    outcome = run_experiment(project, spec.experiment, conf)
+    print()
+    print(f"DAG run {outcome.run_id}: {outcome.state}")
+    print(f"Run folder: {outcome.folder}")
+    board_path = outcome.folder / "metrics.json"
+    if board_path.exists():
+        print()
+        print(leaderboard_table(read_json(board_path)))
+    elif (outcome.folder / "data" / "skipped.json").exists():
+        print(read_json(outcome.folder / "data" / "skipped.json")["reason"])
+    champion = best_dir(project.results, spec.experiment) / "model.joblib"
+    print()
+    print(f"Champion model: {champion}" if champion.exists() else "No champion has been promoted yet.")
+    return 0 if outcome.state == "success" else 1
+
+
+def cmd_leaderboard(project: Project, args: argparse.Namespace) -> int:
+    """Print the newest run's leaderboard of an experiment."""
+    from dag_factory.report import leaderboard_table
+
+    runs = project.results / "runs" / args.experiment
+    boards = sorted(runs.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime) if runs.exists() else []
+    if not boards:
+        print(f"error: no leaderboard for {args.experiment} under {runs}; run `dag-factory run {args.experiment}` first",
+              file=sys.stderr)
+        return 1
+    board = read_json(boards[-1])
+    print(json.dumps(board, indent=2) if args.json else f"{boards[-1]}\n\n{leaderboard_table(board)}")
+    return 0
+
+
+def cmd_schema(project: Project, args: argparse.Namespace) -> int:
+    """Print the JSON Schema of the experiment spec (for editor completion and checks)."""
+    from dag_factory.spec import ExperimentSpec
+
+    print(json.dumps(ExperimentSpec.model_json_schema(), indent=2))
+    return 0
+
+
+HANDLERS = {"validate": cmd_validate, "run": cmd_run, "leaderboard": cmd_leaderboard, "schema": cmd_schema}

@@ -1,0 +1,44 @@
+"""Errors a user sees: each one names the file, the key and the fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class DagFactoryError(Exception):
+    """Base class for every error the factory reports to a user."""
+
+
+class SpecError(DagFactoryError):
+    """An experiment or model-catalog YAML file is invalid.
+
+    Holds every problem found in one file, so a user fixes them in one pass.
+    """
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{path}: {len(problems)} problem(s):\n{lines}")
+
+
+class DataError(DagFactoryError):
+    """The data of an experiment cannot be loaded or fails validation."""
+
+
+class ModelError(DagFactoryError):
+    """A model cannot be built, trained or loaded."""
+
+
+class NothingToDo(DagFactoryError):
+    """A step has nothing to do in this run (data unchanged, model not selected).
+
+    The Airflow glue shows it as a skipped task with this message in the log.
+    """
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ' (did you mean "x"?)' when a close match exists, else ''."""
+    matches = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f' (did you mean "{matches[0]}"?)' if matches else ""

@@ -1,0 +1,231 @@
+"""Airflow glue: one DAG per experiment spec, wiring the steps with the TaskFlow API.
+
+Only the specs are read at parse time. pandas, scikit-learn and XGBoost are imported inside
+the tasks, so the dag-processor stays fast however many experiments there are.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Asset, Param, TriggerRule, get_current_context, get_parsing_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from dag_factory.errors import NothingToDo, SpecError
+from dag_factory.layout import Project, run_dir
+from dag_factory.loader import Catalog, load_catalog, load_experiments
+from dag_factory.spec import ExperimentSpec, config_fingerprint
+
+log = logging.getLogger(__name__)
+
+START_DATE = datetime(2024, 1, 1)
+TAG = "dag_factory"
+INVALID_TAG = "invalid-spec"
+
+
+def build_dags(project: Project | None = None) -> dict[str, DAG]:
+    """Every experiment of the project as a DAG, keyed by dag id.
+
+    A broken spec becomes a stand-in DAG that shows its error (see ``invalid_spec_dag``), so
+    it is visible in the UI and never hides the other experiments. When a worker parses the
+    file to run one task, only that task's DAG is built.
+    """
+    project = project or Project.locate()
+    catalog, catalog_errors = load_catalog(project.models)
+    loaded = load_experiments(project.experiments, catalog, catalog_errors)
+    wanted = get_parsing_context().dag_id
+    dags: dict[str, DAG] = {}
+    for path, spec in loaded.specs.items():
+        if wanted is None or wanted == spec.experiment:
+            dags[spec.experiment] = experiment_dag(spec, catalog, project, path)
+    for path, error in loaded.errors.items():
+        dag_id = invalid_dag_id(path)
+        log.error("Experiment %s is invalid and was not built:\n%s", path, error)
+        if wanted is None or wanted == dag_id:
+            dags[dag_id] = invalid_spec_dag(dag_id, error)
+    return dags
+
+
+def invalid_dag_id(path: Path) -> str:
+    """The stand-in DAG id of a broken spec file: ``invalid_spec__<file name>``."""
+    return "invalid_spec__" + re.sub(r"[^A-Za-z0-9_]", "_", path.stem)
+
+
+def invalid_spec_dag(dag_id: str, error: SpecError) -> DAG:
+    """A one-task DAG that shows a spec's errors in its docs and fails with them if triggered."""
+    message = str(error)
+    with DAG(
+        dag_id=dag_id,
+        description=f"INVALID SPEC: {error.problems[0]}"[:200],
+        doc_md=f"## This experiment spec is invalid\n\nFix the file and the real DAG appears.\n\n```\n{message}\n```",
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        tags=[TAG, INVALID_TAG],
+    ) as dag:
+
+        @task(task_id="spec_error")
+        def spec_error() -> None:
+            raise SpecError(error.path, error.problems)
+
+        spec_error()
+    return dag
+
+
+def skip_when_nothing_to_do(body: Callable[..., Any]) -> Callable[..., Any]:
+    """Show a step that has nothing to do (NothingToDo) as a skipped task, with its reason in the log."""
+
+    @functools.wraps(body)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return body(*args, **kwargs)
+        except NothingToDo as reason:
+            raise AirflowSkipException(str(reason)) from None
+
+    return wrapper
+
+
+def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spec_path: Path) -> DAG:
+    """The DAG of one experiment: load -> profile -> preprocess -> train[models] -> select -> promote -> report."""
+    results = str(project.results)
+    names = spec.model_names()
+    entries = {m.label: m for m in spec.models}
+    params = {
+        "models": Param(names, type="array", items={"type": "string", "enum": names}, minItems=1,
+                        description="Models to train in this run (the others show as skipped)."),
+        "cv_folds": Param(spec.cv.folds, type="integer", minimum=2, maximum=20,
+                          description="Cross-validation folds for every model."),
+        "force": Param(False, type="boolean",
+                       description="Retrain even when the data has not changed since the champion was trained."),
+    }
+
+    def context_run(context: dict[str, Any]) -> tuple[ExperimentSpec, Path]:
+        """The spec with this run's params applied, and this run's folder."""
+        p = context["params"]
+        run_spec = spec.model_copy(update={"cv": spec.cv.model_copy(update={"folds": int(p["cv_folds"])})})
+        return run_spec, run_dir(Path(results), spec.experiment, context["run_id"])
+
+    champion_asset = Asset(f"best_model_{spec.experiment}")
+    with DAG(
+        dag_id=spec.experiment,
+        description=(spec.description or f"Experiment {spec.experiment}")[:200],
+        doc_md=_doc_md(spec, spec_path),
+        schedule=spec.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        tags=sorted({TAG, *spec.tags}),
+        params=params,
+        default_args={
+            "owner": spec.owner,
+            "retries": spec.retries,
+            "retry_delay": timedelta(seconds=spec.retry_delay_seconds),
+        },
+    ) as dag:
+
+        @task
+        def load_data() -> dict[str, Any]:
+            """Load the source, keep a raw copy in the run folder."""
+            from dag_factory.tasks import load_task
+
+            run_spec, folder = context_run(get_current_context())
+            return load_task(run_spec, folder)
+
+        @task
+        def profile(loaded: dict[str, Any]) -> dict[str, Any]:
+            """Statistics of the raw data: profile.json and profile.md."""
+            from dag_factory.tasks import profile_task
+
+            run_spec, folder = context_run(get_current_context())
+            return profile_task(run_spec, folder, loaded)
+
+        @task
+        @skip_when_nothing_to_do
+        def preprocess(loaded: dict[str, Any], profiled: dict[str, Any]) -> dict[str, Any]:
+            """Validate, clean and split once; skip the rest when the data is unchanged."""
+            from dag_factory.tasks import preprocess_task
+
+            context = get_current_context()
+            run_spec, folder = context_run(context)
+            config = config_fingerprint(run_spec, catalog, list(context["params"]["models"]))
+            return preprocess_task(run_spec, folder, Path(results), loaded, config, force=bool(context["params"]["force"]))
+
+        @task(map_index_template="{{ model_name }}")
+        @skip_when_nothing_to_do
+        def train(meta: dict[str, Any], model_name: str) -> dict[str, Any]:
+            """Cross-validate, refit and save one model."""
+            from dag_factory.tasks import train_task
+
+            context = get_current_context()
+            context["model_name"] = model_name  # type: ignore[typeddict-unknown-key]  # names the grid cell
+            run_spec, folder = context_run(context)
+            entry = entries[model_name]
+            selected = model_name in context["params"]["models"]
+            return train_task(run_spec, folder, entry, catalog[entry.model], meta, selected=selected)
+
+        @task(trigger_rule=TriggerRule.ALL_DONE)
+        @skip_when_nothing_to_do
+        def select() -> dict[str, Any]:
+            """Rank the models that finished; runs even when some failed."""
+            from dag_factory.tasks import select_task
+
+            context = get_current_context()
+            run_spec, folder = context_run(context)
+            return select_task(run_spec, folder, context["run_id"])
+
+        @task(outlets=[champion_asset])
+        @skip_when_nothing_to_do
+        def promote(board: dict[str, Any]) -> dict[str, Any]:
+            """Replace the champion only with a better model; announce a new one as an Asset event."""
+            from dag_factory.tasks import promote_task
+
+            context = get_current_context()
+            run_spec, folder = context_run(context)
+            decision = promote_task(run_spec, folder, Path(results))
+            if decision["promoted"]:
+                context["outlet_events"][champion_asset].extra = {
+                    "experiment": spec.experiment, "winner": decision["challenger"], "metric": decision["metric"],
+                    "score": decision["challenger_score"], "path": decision["path"], "run_id": context["run_id"]}
+            return decision
+
+        @task(trigger_rule=TriggerRule.ALL_DONE)
+        @skip_when_nothing_to_do
+        def report() -> None:
+            """Log the run's outcome; fail the run when any model failed so it is never a silent green."""
+            from dag_factory.tasks import report_task
+
+            run_spec, folder = context_run(get_current_context())
+            report_task(run_spec, folder)
+
+        loaded = load_data()
+        meta = preprocess(loaded, profile(loaded))
+        trained = train.partial(meta=meta).expand(model_name=names)
+        board = select()
+        trained >> board
+        promote(board) >> report()
+    return dag
+
+
+def _doc_md(spec: ExperimentSpec, spec_path: Path) -> str:
+    """The DAG's documentation: the description, the models, and the spec as YAML."""
+    rows = "\n".join(f"| {m.label} | {m.model} | `{m.params or {}}` |" for m in spec.models)
+    return (
+        f"# {spec.experiment}\n\n{spec.description}\n\n"
+        f"**Data:** `{spec.data.source}`, target `{spec.data.target}`, positive class `{spec.data.positive_class}`  \n"
+        f"**Selection:** CV {spec.selection.metric} ({spec.cv.folds} folds x {spec.cv.repeats}), "
+        f"gates `{spec.selection.require}`, min improvement {spec.selection.min_improvement}\n\n"
+        f"| model | family | params |\n|---|---|---|\n{rows}\n\n"
+        f"Spec file: `{spec_path.name}`\n\n```yaml\n{_read(spec_path)}\n```\n"
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return "(spec file not readable)"

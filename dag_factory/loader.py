@@ -1,0 +1,262 @@
+"""Read experiment and catalog YAML files into validated specs, or into precise errors.
+
+Every problem names the file, the key path (with its line) and what was expected, with a
+"did you mean" where a close match exists. One broken file never hides the others:
+``load_experiments`` returns the good specs and the errors side by side.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from dag_factory.errors import SpecError, did_you_mean
+from dag_factory.spec import DEFAULT_ALLOWED_MODULES, SLUG_HINT, CatalogEntry, ExperimentSpec
+
+#: Spec keys that look like credentials; those belong in Airflow connections or the environment.
+SECRET_KEY_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "access_key", "private_key", "credential")
+
+Catalog = dict[str, CatalogEntry]
+
+
+@dataclass
+class LoadResult:
+    """What a folder of experiment files yielded: valid specs and per-file errors."""
+
+    specs: dict[Path, ExperimentSpec] = field(default_factory=dict)
+    errors: dict[Path, SpecError] = field(default_factory=dict)
+
+
+def allowed_modules() -> tuple[str, ...]:
+    """Module prefixes estimators may be imported from (extend with DAG_FACTORY_ALLOWED_MODULES)."""
+    extra = os.environ.get("DAG_FACTORY_ALLOWED_MODULES", "")
+    added = tuple(p.strip().rstrip(".") + "." for p in extra.split(",") if p.strip())
+    return DEFAULT_ALLOWED_MODULES + added
+
+
+def load_catalog(models_dir: Path) -> tuple[Catalog, dict[str, SpecError]]:
+    """Read every models/<name>.yaml: valid entries, and errors keyed by entry name.
+
+    A broken catalog file only breaks the experiments that use that model.
+    """
+    catalog: Catalog = {}
+    errors: dict[str, SpecError] = {}
+    for path in sorted(Path(models_dir).glob("*.yaml")):
+        try:
+            catalog[path.stem] = _catalog_entry(path)
+        except SpecError as err:
+            errors[path.stem] = err
+    return catalog, errors
+
+
+def _catalog_entry(path: Path) -> CatalogEntry:
+    raw, root = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise SpecError(str(path), ["the file must hold a mapping of keys (estimator, params, ...)"])
+    entry = _validate(CatalogEntry, {"name": path.stem, **raw}, path, root)
+    if not entry.estimator.startswith(allowed_modules()):
+        raise SpecError(
+            str(path),
+            [
+                f'estimator "{entry.estimator}" is not in an allowed module ({", ".join(allowed_modules())}); '
+                "add its module to DAG_FACTORY_ALLOWED_MODULES (comma-separated) if you trust it"
+            ],
+        )
+    return entry
+
+
+def load_experiment(
+    path: Path, catalog: Catalog, catalog_errors: dict[str, SpecError] | None = None
+) -> ExperimentSpec:
+    """Read and validate one experiment file against the catalog."""
+    path = Path(path)
+    raw, root = _read_yaml(path)
+    if not isinstance(raw, dict):
+        raise SpecError(str(path), ["the file must hold a mapping with at least 'experiment', 'data' and 'models'"])
+    problems = _secret_keys(raw, root)
+    if problems:
+        raise SpecError(str(path), problems)
+    spec = _validate(ExperimentSpec, raw, path, root)
+    problems = []
+    for i, entry in enumerate(spec.models):
+        where = f"models[{i}].model{_line(root, ('models', i, 'model'))}"
+        if catalog_errors and entry.model in catalog_errors:
+            broken = catalog_errors[entry.model]
+            problems.append(f'{where}: the catalog entry "{entry.model}" is invalid ({broken.path}: {"; ".join(broken.problems)})')
+        elif entry.model not in catalog:
+            problems.append(
+                f'{where}: unknown model "{entry.model}"'
+                f"{did_you_mean(entry.model, catalog)}; known models: {', '.join(sorted(catalog))}"
+            )
+    if problems:
+        raise SpecError(str(path), problems)
+    return spec
+
+
+def load_experiments(
+    experiments_dir: Path, catalog: Catalog, catalog_errors: dict[str, SpecError] | None = None
+) -> LoadResult:
+    """Validate every experiments/*.yaml; a bad file is reported, never fatal to the others."""
+    result = LoadResult()
+    owners: dict[str, Path] = {}
+    for path in sorted(Path(experiments_dir).glob("*.y*ml")):
+        try:
+            spec = load_experiment(path, catalog, catalog_errors)
+        except SpecError as err:
+            result.errors[path] = err
+            continue
+        if spec.experiment in owners:
+            result.errors[path] = SpecError(
+                str(path),
+                [
+                    f'experiment: the name "{spec.experiment}" is already used by {owners[spec.experiment].name}; '
+                    "experiment names must be unique (they become DAG ids)"
+                ],
+            )
+            continue
+        owners[spec.experiment] = path
+        result.specs[path] = spec
+    return result
+
+
+def find_experiment(
+    experiments_dir: Path, catalog: Catalog, name: str, catalog_errors: dict[str, SpecError] | None = None
+) -> ExperimentSpec:
+    """Return the spec whose ``experiment`` is ``name``, or raise with the known names."""
+    result = load_experiments(experiments_dir, catalog, catalog_errors)
+    for spec in result.specs.values():
+        if spec.experiment == name:
+            return spec
+    for path, err in result.errors.items():
+        if path.stem == name:
+            raise err
+    known = sorted(s.experiment for s in result.specs.values())
+    raise SpecError(
+        str(experiments_dir),
+        [f'no experiment named "{name}"{did_you_mean(name, known)}; valid experiments: {", ".join(known) or "none"}'],
+    )
+
+
+def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    """Safe-load a YAML file and keep its node tree for line numbers."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise SpecError(str(path), [f"cannot read the file: {err.strerror}"]) from err
+    try:
+        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        reason = getattr(err, "problem", None) or str(err)
+        raise SpecError(str(path), [f"{where}YAML syntax error: {reason}"]) from err
+
+
+def _validate(model: type[BaseModel], raw: dict[str, Any], path: Path, root: yaml.Node | None) -> Any:
+    """Build ``model`` from ``raw`` or raise a SpecError listing every problem."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise SpecError(str(path), [_describe(e, model, root) for e in err.errors()]) from None
+
+
+def _describe(error: dict[str, Any], model: type[BaseModel], root: yaml.Node | None) -> str:
+    """Turn one pydantic error into a sentence with key path, line and a fix."""
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    key = _key_path(loc) or "(top level)"
+    where = f"{key}{_line(root, loc)}"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _fields_at(model, loc[:-1])
+        suggestion = did_you_mean(str(loc[-1]), allowed)
+        return f'{where}: unknown key "{loc[-1]}"{suggestion}; allowed keys here: {", ".join(allowed)}'
+    if kind == "missing":
+        return f"{where}: required key is missing"
+    if kind == "string_pattern_mismatch" and loc and loc[-1] in ("experiment", "name"):
+        return f'{where}: "{error["input"]}" is not a safe name; use {SLUG_HINT}'
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        got = error.get("input")
+        hint = did_you_mean(str(got), [e.strip("' ") for e in expected.replace(" or ", ",").split(",")])
+        return f'{where}: "{got}" is not allowed{hint}; expected {expected}'
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    return f"{where}: {message}{shown}"
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    """('models', 1, 'params') -> 'models[1].params'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Names of the keys allowed in the sub-model that ``loc`` points into."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = current.model_fields.get(part)
+        if info is None:
+            return []
+        current = _sub_model(info.annotation)
+        if current is None:
+            return []
+    return list(current.model_fields)
+
+
+def _sub_model(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel inside an annotation such as ``list[ModelEntry]`` or ``SearchSpec | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _sub_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _line(root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
+    """' (line N)' for the deepest YAML node ``loc`` reaches, or '' without a node tree."""
+    node = root
+    if node is None:
+        return ""
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            if match is None:
+                match = next((k for k, _ in node.value if getattr(k, "value", None) == part), None)
+            if match is None:
+                break
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+    return f" (line {node.start_mark.line + 1})"
+
+
+def _secret_keys(raw: Any, root: yaml.Node | None, loc: tuple[Any, ...] = ()) -> list[str]:
+    """Problems for every key that looks like a credential, anywhere in the spec."""
+    found: list[str] = []
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            here = (*loc, key)
+            if any(word in str(key).lower().replace("-", "_") for word in SECRET_KEY_WORDS):
+                found.append(
+                    f"{_key_path(here)}{_line(root, here)}: looks like a secret; specs are committed to git, so "
+                    "put credentials in an Airflow connection or an environment variable instead"
+                )
+            found += _secret_keys(value, root, here)
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            found += _secret_keys(value, root, (*loc, i))
+    return found

@@ -1,0 +1,94 @@
+"""Run one experiment's DAG end to end through Airflow on this machine, no server needed.
+
+``dag.test()`` runs a real DAG run against the metadata database (embedded SQLite in the
+project's ``.airflow/`` by default). The parent process tees everything the run prints into
+``run.log`` inside the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dag_factory.layout import Project, run_dir
+
+
+@dataclass
+class RunOutcome:
+    """What a finished local run left: its state, id and folder."""
+
+    state: str
+    run_id: str
+    folder: Path
+
+
+def airflow_environment(project: Project) -> dict[str, str]:
+    """Airflow settings for a local run: the project's dags/, its own home, no examples."""
+    home = os.environ.get("AIRFLOW_HOME") or str(project.root / ".airflow")
+    return {
+        "AIRFLOW_HOME": home,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(project.dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "DAG_FACTORY_HOME": str(project.root),
+    }
+
+
+def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | None = None) -> RunOutcome:
+    """Run ``experiment`` in a child process and keep its whole log in the run folder."""
+    env = {**os.environ, **airflow_environment(project)}
+    with tempfile.TemporaryDirectory() as scratch:
+        outcome_file = Path(scratch) / "outcome.json"
+        log_file = Path(scratch) / "run.log"
+        command = [sys.executable, "-m", "dag_factory.runner", experiment, str(outcome_file), json.dumps(conf or {})]
+        with log_file.open("w", encoding="utf-8") as log, subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        ) as child:
+            assert child.stdout is not None
+            for line in child.stdout:
+                sys.stdout.write(line)
+                log.write(line)
+        if not outcome_file.exists():
+            raise RuntimeError(f"the Airflow run of {experiment} ended (exit code {child.returncode}) before it "
+                               f"started a DAG run; see the output above")
+        outcome = json.loads(outcome_file.read_text())
+        folder = run_dir(project.results, experiment, outcome["run_id"])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "run.log").write_text(log_file.read_text(encoding="utf-8"), encoding="utf-8")
+    return RunOutcome(state=outcome["state"], run_id=outcome["run_id"], folder=folder)
+
+
+def migrate_database() -> None:
+    """Create or upgrade the Airflow metadata database (a no-op when it is current)."""
+    from airflow.utils.db import upgradedb
+
+    upgradedb()
+
+
+def _run_in_this_process(experiment: str, outcome_file: Path, conf: dict[str, Any]) -> int:
+    """Child side: migrate the DB, parse dags/, run the DAG with dag.test(), record the outcome."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    migrate_database()
+    bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if bag.import_errors:
+        for path, error in bag.import_errors.items():
+            print(f"Import error in {path}:\n{error}", file=sys.stderr)
+        return 2
+    dag = bag.get_dag(experiment)
+    if dag is None:
+        print(f"No DAG {experiment} in {os.environ['AIRFLOW__CORE__DAGS_FOLDER']}; run `validate` to see why",
+              file=sys.stderr)
+        return 2
+    dag_run = dag.test(run_conf=conf)
+    outcome_file.write_text(json.dumps({"state": str(dag_run.state), "run_id": dag_run.run_id}))
+    return 0 if str(dag_run.state) == "success" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(_run_in_this_process(sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])))

@@ -1,0 +1,216 @@
+"""The experiment spec and the model-catalog entry: pydantic models, nothing else.
+
+Reading YAML files into these models (with file-and-line error messages) lives in
+``dag_factory.loader``; this module only says what a valid spec is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+SLUG_HINT = "lower-case letters, digits and underscores, starting with a letter, at most 63 characters"
+
+#: Metrics the selector can rank on. Every model reports all of them.
+HIGHER_IS_BETTER = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "specificity",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "mcc",
+)
+LOWER_IS_BETTER = ("log_loss", "brier")
+METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
+MetricName = Literal[
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "specificity",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "mcc",
+    "log_loss",
+    "brier",
+]
+
+#: Estimators are imported only from these module prefixes (plus DAG_FACTORY_ALLOWED_MODULES).
+DEFAULT_ALLOWED_MODULES = ("sklearn.", "xgboost.")
+
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description=f"A safe name: {SLUG_HINT}.")]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class StrictModel(BaseModel):
+    """Base: unknown keys are errors, values are not silently coerced between kinds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DownloadSpec(StrictModel):
+    """How a remote data source is fetched."""
+
+    timeout_seconds: float = Field(30.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    backoff_seconds: float = Field(1.0, ge=0)
+
+
+class DataSpec(StrictModel):
+    """Where the data comes from and which column is the target."""
+
+    source: str = Field(
+        description="sklearn:<name> (breast_cancer, wine, iris), a CSV/Parquet path, "
+        "or a URL (http, https, s3, gs, ...)."
+    )
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    header: bool = Field(True, description="False when the CSV file has no header row.")
+    columns: list[str] | None = Field(None, description="Column names for a file without a header row.")
+    target: str = "target"
+    positive_class: str | int | None = Field(
+        None,
+        description="The class that counts as positive for recall, precision, F1 and ROC-AUC "
+        "(binary targets). Required for binary targets.",
+    )
+    drop: list[str] = Field(default_factory=list, description="Columns to drop before training (ids).")
+    categorical: list[str] = Field(default_factory=list, description="Columns to one-hot encode.")
+    min_rows: int = Field(20, ge=2)
+    max_missing_share: float = Field(0.5, ge=0.0, le=1.0, description="Highest share of missing values allowed per column.")
+    drop_duplicates: bool = False
+    download: DownloadSpec = Field(default_factory=DownloadSpec)
+
+    @model_validator(mode="after")
+    def _columns_need_no_header(self) -> DataSpec:
+        if self.columns is not None and self.header:
+            raise ValueError("'columns' names the columns of a file without a header row; set 'header: false' too")
+        return self
+
+
+class SplitSpec(StrictModel):
+    """The one train/test split shared by every model (always stratified)."""
+
+    test_size: Fraction = 0.2
+    seed: int = 42
+
+
+class CVSpec(StrictModel):
+    """Cross-validation on the training split, the same folds for every model."""
+
+    folds: int = Field(5, ge=2, le=20)
+    repeats: int = Field(1, ge=1, le=10)
+    seed: int = 42
+
+
+class SearchSpec(StrictModel):
+    """A hyperparameter search run inside one model's task, with an inner CV on the training split."""
+
+    method: Literal["grid", "random"] = "grid"
+    space: dict[str, list[Any]] = Field(min_length=1)
+    candidates: int = Field(10, ge=1, description="Candidates sampled by a random search.")
+    folds: int = Field(3, ge=2, le=10)
+
+
+class ModelEntry(StrictModel):
+    """One model to train: a catalog family, an optional distinct name, and param overrides."""
+
+    model: str = Field(description="Name of a catalog entry in models/ (the file name without .yaml).")
+    name: Slug | None = Field(None, description="Name shown in the grid and leaderboard; defaults to 'model'.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    search: SearchSpec | None = None
+    retries: int | None = Field(None, ge=0, le=10)
+    timeout_minutes: float | None = Field(None, gt=0)
+
+    @property
+    def label(self) -> str:
+        """The model's unique name within the experiment."""
+        return self.name or self.model
+
+
+class SelectionSpec(StrictModel):
+    """How the winner is chosen and when it replaces the champion."""
+
+    metric: MetricName = "roc_auc"
+    require: dict[MetricName, float] = Field(
+        default_factory=dict, description="Minimum CV means (maximum for log_loss and brier) a model must reach."
+    )
+    min_improvement: float = Field(0.0, ge=0.0, description="How much the winner must beat the champion by.")
+
+
+class ExperimentSpec(StrictModel):
+    """One experiment: one YAML file in experiments/, one Airflow DAG."""
+
+    experiment: Slug = Field(description="Becomes the DAG id and the results folder name.")
+    description: str = ""
+    owner: str = "dag_factory"
+    tags: list[str] = Field(default_factory=list)
+    schedule: str | None = Field(None, description="Any Airflow schedule string (cron, @daily); null for manual.")
+    retries: int = Field(1, ge=0, le=10, description="Retries of every task unless a model sets its own.")
+    retry_delay_seconds: float = Field(10.0, ge=0)
+    data: DataSpec
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    cv: CVSpec = Field(default_factory=CVSpec)
+    models: list[ModelEntry] = Field(min_length=1)
+    selection: SelectionSpec = Field(default_factory=SelectionSpec)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_model_names(cls, models: list[ModelEntry]) -> list[ModelEntry]:
+        seen: set[str] = set()
+        for entry in models:
+            if entry.label in seen:
+                raise ValueError(
+                    f'model name "{entry.label}" appears twice; give one of them a distinct "name:" '
+                    f"(e.g. {entry.label}_2)"
+                )
+            seen.add(entry.label)
+        return models
+
+    def model_names(self) -> list[str]:
+        """Names of the models, in spec order."""
+        return [m.label for m in self.models]
+
+
+class CatalogEntry(StrictModel):
+    """One model family in models/: which estimator, its defaults, and how to feed it."""
+
+    name: Slug
+    description: str = ""
+    estimator: str = Field(description="Import path of a scikit-learn compatible classifier class.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    needs_scaling: bool = Field(False, description="Scale numeric inputs inside the model's Pipeline.")
+    calibration: Literal["sigmoid", "isotonic"] | None = Field(
+        None, description="Wrap the estimator in CalibratedClassifierCV to get probabilities."
+    )
+
+    @field_validator("estimator")
+    @classmethod
+    def _import_path(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", value):
+            raise ValueError(f'"{value}" is not an import path like "sklearn.svm.SVC"')
+        return value
+
+
+def config_fingerprint(spec: ExperimentSpec, catalog: dict[str, CatalogEntry], models: list[str]) -> str:
+    """SHA-256 of everything that shapes training: split, CV, selection and the chosen models' settings.
+
+    With the data fingerprint it decides whether a run would only repeat the champion's training.
+    """
+    chosen = [m for m in spec.models if m.label in models]
+    payload = {
+        "data": spec.data.model_dump(exclude={"download"}),
+        "split": spec.split.model_dump(),
+        "cv": spec.cv.model_dump(),
+        "selection": spec.selection.model_dump(),
+        "models": [m.model_dump() for m in chosen],
+        "catalog": [catalog[m.model].model_dump() for m in chosen if m.model in catalog],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,104 @@
+"""Classification metrics, computed the same way for every model, fold and split.
+
+Binary targets are encoded 1 = the spec's positive class (see ``preprocess.encode_target``),
+so recall is sensitivity for that class and specificity is recall of the other one.
+Multiclass targets get macro averages and one-vs-rest ROC-AUC.
+"""
+
+from __future__ import annotations
+
+import warnings
+import numpy as np
+from sklearn import metrics as skm
+from sklearn.preprocessing import label_binarize
+
+from dag_factory.spec import LOWER_IS_BETTER
+
+
+def predicted_labels(proba: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Class codes from probabilities: positive when p >= threshold (binary), else the argmax."""
+    if proba.shape[1] == 2:
+        return (proba[:, 1] >= threshold).astype(int)
+    return proba.argmax(axis=1)
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """All metrics of one set of predictions; ``proba`` has one column per class code."""
+    y_true = np.asarray(y_true)
+    n_classes = proba.shape[1]
+    labels = list(range(n_classes))
+    y_pred = predicted_labels(proba, threshold)
+    average = "binary" if n_classes == 2 else "macro"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # undefined precision on a degenerate fold is reported as 0
+        result = {
+            "accuracy": skm.accuracy_score(y_true, y_pred),
+            "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
+            "precision": skm.precision_score(y_true, y_pred, average=average, labels=labels if n_classes > 2 else None, zero_division=0),
+            "recall": skm.recall_score(y_true, y_pred, average=average, labels=labels if n_classes > 2 else None, zero_division=0),
+            "specificity": _specificity(y_true, y_pred, labels),
+            "f1": skm.f1_score(y_true, y_pred, average=average, labels=labels if n_classes > 2 else None, zero_division=0),
+            "roc_auc": _roc_auc(y_true, proba),
+            "pr_auc": _pr_auc(y_true, proba),
+            "mcc": skm.matthews_corrcoef(y_true, y_pred),
+            "log_loss": skm.log_loss(y_true, proba, labels=labels),
+            "brier": _brier(y_true, proba),
+        }
+    return {k: float(v) for k, v in result.items()}
+
+
+def confusion(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> list[list[int]]:
+    """Confusion matrix (rows = true class code, columns = predicted) as plain lists."""
+    labels = list(range(proba.shape[1]))
+    return skm.confusion_matrix(y_true, predicted_labels(proba, threshold), labels=labels).tolist()
+
+
+def summarize(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean and standard deviation of each metric over folds."""
+    keys = per_fold[0].keys()
+    return {
+        k: {"mean": float(np.mean([f[k] for f in per_fold])), "std": float(np.std([f[k] for f in per_fold]))}
+        for k in keys
+    }
+
+
+def _specificity(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int]) -> float:
+    """True-negative rate of the positive class (binary) or its macro average over classes."""
+    matrix = skm.confusion_matrix(y_true, y_pred, labels=labels)
+    total = matrix.sum()
+    rates = []
+    for k in labels if len(labels) > 2 else [1]:
+        tp = matrix[k, k]
+        fp = matrix[:, k].sum() - tp
+        fn = matrix[k, :].sum() - tp
+        tn = total - tp - fp - fn
+        rates.append(tn / (tn + fp) if tn + fp else 0.0)
+    return float(np.mean(rates))
+
+
+def _roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
+    if len(np.unique(y_true)) < 2:
+        return float("nan")
+    if proba.shape[1] == 2:
+        return skm.roc_auc_score(y_true, proba[:, 1])
+    return skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=list(range(proba.shape[1])))
+
+
+def _pr_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
+    if proba.shape[1] == 2:
+        return skm.average_precision_score(y_true, proba[:, 1])
+    onehot = label_binarize(y_true, classes=list(range(proba.shape[1])))
+    return skm.average_precision_score(onehot, proba, average="macro")
+
+
+def _brier(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Brier score of the positive class (binary) or mean squared error over all classes."""
+    if proba.shape[1] == 2:
+        return skm.brier_score_loss(y_true, proba[:, 1])
+    onehot = label_binarize(y_true, classes=list(range(proba.shape[1])))
+    return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+
+
+def metric_is_better(metric: str, a: float, b: float, margin: float = 0.0) -> bool:
+    """Whether score ``a`` beats ``b`` by more than ``margin`` on ``metric`` (direction-aware)."""
+    return a < b - margin if metric in LOWER_IS_BETTER else a > b + margin

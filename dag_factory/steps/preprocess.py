@@ -1,0 +1,87 @@
+"""Preprocess step: clean once, encode the target, fingerprint, and split once for every model."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from dag_factory.files import write_json
+from dag_factory.spec import DataSpec, SplitSpec
+from dag_factory.steps.validate import clean, positive_label
+
+log = logging.getLogger(__name__)
+
+
+def encode_target(labels: pd.Series, data: DataSpec) -> tuple[pd.Series, list[str]]:
+    """Integer codes for the target and the class names they stand for.
+
+    Binary targets become 1 for the spec's positive class and 0 for the other, whatever the
+    source encoding (scikit-learn's breast cancer loader uses 0 for malignant). Multiclass
+    targets are numbered in sorted order of their names.
+    """
+    names = sorted(labels.astype(str).unique())
+    positive = positive_label(labels, data)
+    if len(names) == 2 and positive is not None:
+        negative = next(n for n in names if n != str(positive))
+        names = [negative, str(positive)]
+    codes = labels.astype(str).map({name: i for i, name in enumerate(names)}).astype(int)
+    return codes, names
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """SHA-256 of the cleaned table's content and column names: same data, same fingerprint."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def preprocess(raw: pd.DataFrame, data: DataSpec, split: SplitSpec, out_dir: Path) -> dict[str, Any]:
+    """Clean and split ``raw``; write train/test Parquet and meta.json into ``out_dir``.
+
+    Returns the small dict of facts (paths, sizes, classes, fingerprint) later steps need.
+    """
+    cleaned, notes = clean(raw, data)
+    y, classes = encode_target(cleaned[data.target], data)
+    features = cleaned.drop(columns=[data.target])
+    table = features.assign(**{data.target: y})
+    train, test = train_test_split(
+        table, test_size=split.test_size, random_state=split.seed, stratify=table[data.target]
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_path, test_path = out_dir / "train.parquet", out_dir / "test.parquet"
+    train.to_parquet(train_path)
+    test.to_parquet(test_path)
+    categorical = [c for c in data.categorical if c in features.columns]
+    meta = {
+        "train_path": str(train_path),
+        "test_path": str(test_path),
+        "target": data.target,
+        "classes": classes,
+        "positive_class": classes[1] if len(classes) == 2 else None,
+        "numeric": [c for c in features.columns if c not in categorical],
+        "categorical": categorical,
+        "rows": int(len(table)),
+        "train_rows": int(len(train)),
+        "test_rows": int(len(test)),
+        "fingerprint": fingerprint(cleaned),
+        "notes": notes,
+    }
+    write_json(out_dir / "meta.json", meta)
+    log.info("Cleaned data: %d rows, %d features (%d categorical), classes %s; fingerprint %s",
+             meta["rows"], features.shape[1], len(categorical), classes, meta["fingerprint"][:12])
+    log.info("Split: %d train rows, %d test rows (stratified, seed %d)", len(train), len(test), split.seed)
+    return meta
+
+
+def load_split(meta: dict[str, Any]) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
+    """Read the train and test splits written by ``preprocess``: X_train, y_train, X_test, y_test."""
+    target = meta["target"]
+    train = pd.read_parquet(meta["train_path"])
+    test = pd.read_parquet(meta["test_path"])
+    return train.drop(columns=[target]), train[target], test.drop(columns=[target]), test[target]

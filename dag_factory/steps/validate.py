@@ -1,0 +1,127 @@
+"""Validate and clean step: stop bad data before any model trains, and say exactly why."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from dag_factory.errors import DataError, did_you_mean
+from dag_factory.spec import DataSpec
+
+log = logging.getLogger(__name__)
+
+
+def check_columns(frame: pd.DataFrame, data: DataSpec) -> None:
+    """The target and every column the spec names must exist."""
+    columns = [str(c) for c in frame.columns]
+    if data.target not in columns:
+        raise DataError(
+            f'data.target: column "{data.target}" not found{did_you_mean(data.target, columns)}; '
+            f"the data has columns: {_shorten(columns)}"
+        )
+    for key in ("drop", "categorical"):
+        for name in getattr(data, key):
+            if name not in columns:
+                raise DataError(
+                    f'data.{key}: column "{name}" not found{did_you_mean(name, columns)}; '
+                    f"the data has columns: {_shorten(columns)}"
+                )
+
+
+def clean(frame: pd.DataFrame, data: DataSpec) -> tuple[pd.DataFrame, list[str]]:
+    """Drop id columns and rows without a target, coerce feature types, handle duplicates.
+
+    Returns the cleaned table (target last) and the notes a user should read in the log.
+    Raises DataError for anything that would make training meaningless.
+    """
+    check_columns(frame, data)
+    notes: list[str] = []
+    frame = frame.drop(columns=data.drop)
+    missing_target = int(frame[data.target].isna().sum())
+    if missing_target:
+        frame = frame[frame[data.target].notna()]
+        notes.append(f"dropped {missing_target} row(s) without a target value")
+    features = [c for c in frame.columns if c != data.target]
+    if not features:
+        raise DataError("data: no feature columns are left after dropping the target and data.drop")
+    for column in features:
+        if frame[column].isna().all():
+            raise DataError(f'data: column "{column}" is entirely empty; add it to data.drop')
+        if column not in data.categorical:
+            frame[column] = _numeric(frame[column], column)
+    _check_missing_share(frame[features], data.max_missing_share)
+    duplicates = int(frame.duplicated().sum())
+    if duplicates:
+        if data.drop_duplicates:
+            frame = frame.drop_duplicates()
+            notes.append(f"dropped {duplicates} duplicate row(s) (data.drop_duplicates is true)")
+        else:
+            notes.append(f"found {duplicates} duplicate row(s); kept them (set data.drop_duplicates: true to drop)")
+    if len(frame) < data.min_rows:
+        raise DataError(f"data: only {len(frame)} usable row(s), fewer than data.min_rows ({data.min_rows})")
+    _check_classes(frame[data.target], data)
+    for note in notes:
+        log.warning("Cleaning: %s", note)
+    return frame[[*features, data.target]].reset_index(drop=True), notes
+
+
+def positive_label(labels: pd.Series, data: DataSpec) -> object | None:
+    """The actual label value of the spec's positive class, compared as text (M, 'malignant', 1)."""
+    if data.positive_class is None:
+        return None
+    wanted = str(data.positive_class)
+    for value in labels.dropna().unique():
+        if str(value) == wanted:
+            return value
+    return None
+
+
+def _check_classes(target: pd.Series, data: DataSpec) -> None:
+    classes = sorted(target.astype(str).unique())
+    if len(classes) < 2:
+        raise DataError(f'data.target: column "{data.target}" has only one class ({classes[0]}); a classifier needs at least two')
+    if data.positive_class is not None and positive_label(target, data) is None:
+        raise DataError(
+            f'data.positive_class: "{data.positive_class}" is not a value of "{data.target}"'
+            f"{did_you_mean(str(data.positive_class), classes)}; the classes are: {', '.join(classes)}"
+        )
+    if len(classes) == 2 and data.positive_class is None:
+        raise DataError(
+            f"data.positive_class: the target is binary ({', '.join(classes)}); name the positive class "
+            "so recall, precision and ROC-AUC are computed for the right one"
+        )
+    for label, count in target.astype(str).value_counts().items():
+        if count < 2:
+            raise DataError(f'data.target: class "{label}" has only {count} row; each class needs at least 2 rows to stratify')
+
+
+def _numeric(column: pd.Series, name: str) -> pd.Series:
+    """Coerce a feature to numbers, or name the column and show the values that are not."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return column.astype(float)
+    converted = pd.to_numeric(column, errors="coerce")
+    bad = column[converted.isna() & column.notna()]
+    if len(bad):
+        sample = ", ".join(repr(v) for v in bad.astype(str).unique()[:5])
+        raise DataError(
+            f'data: column "{name}" should be numeric but has {len(bad)} non-numeric value(s), e.g. {sample}; '
+            "fix the data, or list the column under data.categorical or data.drop"
+        )
+    return converted.astype(float)
+
+
+def _check_missing_share(features: pd.DataFrame, limit: float) -> None:
+    shares = features.isna().mean()
+    over = shares[shares > limit]
+    if len(over):
+        worst = ", ".join(f'"{c}" {s:.0%}' for c, s in over.sort_values(ascending=False).items())
+        raise DataError(
+            f"data: missing-value share above data.max_missing_share ({limit:.0%}) in: {worst}; "
+            "drop those columns (data.drop) or raise the threshold"
+        )
+
+
+def _shorten(names: list[str], limit: int = 40) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

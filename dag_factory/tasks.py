@@ -1,0 +1,131 @@
+"""Task bodies: each pipeline step bound to the run folder's files, without Airflow.
+
+The Airflow glue (``factory``) calls these from its tasks; a plain script can call them in the
+same order. Inputs are the spec and paths; outputs are files plus a small JSON-able dict.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dag_factory.errors import DataError, ModelError, NothingToDo
+from dag_factory.files import read_json, write_json, write_text
+from dag_factory.report import leaderboard_table
+from dag_factory.spec import CatalogEntry, ExperimentSpec, ModelEntry
+from dag_factory.steps.load import load_data
+from dag_factory.steps.preprocess import preprocess
+from dag_factory.steps.profile import log_profile, profile, to_markdown
+from dag_factory.steps.promote import champion, promote
+from dag_factory.steps.select import LEADERBOARD_FILE, select
+from dag_factory.steps.train import train_model
+
+log = logging.getLogger(__name__)
+
+SKIP_FILE = "skipped.json"
+
+
+def load_task(spec: ExperimentSpec, folder: Path) -> dict[str, Any]:
+    """Load the data and keep a raw copy as Parquet in ``folder/data``."""
+    data_dir = folder / "data"
+    frame, origin = load_data(spec.data, cache_dir=data_dir / "source")
+    raw_path = data_dir / "raw.parquet"
+    _to_parquet(frame, raw_path)
+    log.info("Loaded %d rows x %d columns from %s into %s", len(frame), frame.shape[1], origin, raw_path)
+    return {"raw_path": str(raw_path), "rows": int(len(frame)), "columns": int(frame.shape[1]), "source": origin}
+
+
+def profile_task(spec: ExperimentSpec, folder: Path, loaded: dict[str, Any]) -> dict[str, Any]:
+    """Profile the raw data into profile.json and profile.md."""
+    summary = profile(pd.read_parquet(loaded["raw_path"]), spec.data)
+    log_profile(summary)
+    write_json(folder / "profile.json", summary)
+    write_text(folder / "profile.md", to_markdown(summary))
+    log.info("Profile written to %s", folder / "profile.json")
+    return {"rows": summary["rows"], "columns": summary["columns"], "class_balance": summary["class_balance"]}
+
+
+def preprocess_task(
+    spec: ExperimentSpec, folder: Path, results: Path, loaded: dict[str, Any], config: str, force: bool = False
+) -> dict[str, Any]:
+    """Validate, clean and split; raise NothingToDo when the champion came from the same data and config.
+
+    ``config`` is the run's ``config_fingerprint``: a changed spec retrains even on the same data.
+    """
+    (folder / "data" / SKIP_FILE).unlink(missing_ok=True)
+    meta = preprocess(pd.read_parquet(loaded["raw_path"]), spec.data, spec.split, folder / "data")
+    meta["config_fingerprint"] = config
+    write_json(folder / "data" / "meta.json", meta)
+    current = champion(results, spec.experiment)
+    unchanged = (current is not None and current["data"]["fingerprint"] == meta["fingerprint"]
+                 and current.get("config_fingerprint") == config)
+    if unchanged and not force:
+        reason = (f"data and spec unchanged since the champion was trained in run {current['run_id']} "
+                  f"(data fingerprint {meta['fingerprint'][:12]}); training skipped. "
+                  "Trigger with force=true (CLI: --force) to retrain anyway.")
+        write_json(folder / "data" / SKIP_FILE, {"reason": reason})
+        raise NothingToDo(reason)
+    return meta
+
+
+def train_task(
+    spec: ExperimentSpec, folder: Path, entry: ModelEntry, catalog: CatalogEntry, meta: dict[str, Any],
+    selected: bool = True,
+) -> dict[str, Any]:
+    """Train one model; returns the small summary that travels through XCom."""
+    if not selected:
+        raise NothingToDo(f"model {entry.label} is not in this run's 'models' param")
+    summary = train_model(spec, entry, catalog, meta, folder / "models")
+    metric = spec.selection.metric
+    return {"name": entry.label, "metric": metric, "cv_mean": summary["cv"][metric]["mean"],
+            "cv_std": summary["cv"][metric]["std"], "model_path": summary["model_path"]}
+
+
+def select_task(spec: ExperimentSpec, folder: Path, run_id: str) -> dict[str, Any]:
+    """Write the leaderboard; fail with one reason when no model survived."""
+    _require_data(folder)
+    board = select(spec, folder, run_id)
+    if not any(r["status"] == "ok" for r in board["leaderboard"]):
+        raise ModelError(f"no model to select: {board['decision']['reason']}")
+    return {"winner": board["winner"], "metric": board["metric"], "failed": board["failed"],
+            "leaderboard_path": str(folder / LEADERBOARD_FILE)}
+
+
+def promote_task(spec: ExperimentSpec, folder: Path, results: Path) -> dict[str, Any]:
+    """Promote this run's winner if it beats the champion; returns the decision."""
+    return promote(spec, results, folder, read_json(folder / "data" / "meta.json"))
+
+
+def report_task(spec: ExperimentSpec, folder: Path) -> None:
+    """Log the leaderboard; raise when any model failed, so the run is not a silent success."""
+    _require_data(folder)
+    board_path = folder / LEADERBOARD_FILE
+    if not board_path.exists():
+        raise ModelError(f"the run stopped before the leaderboard was written ({board_path}); see the failed task's log")
+    board = read_json(board_path)
+    log.info("Leaderboard of %s, run %s:\n%s", spec.experiment, board["run_id"], leaderboard_table(board))
+    if board["failed"]:
+        raise ModelError(f"{len(board['failed'])} of {len(spec.models)} model(s) failed: {', '.join(board['failed'])}; "
+                         "the others were compared without them (see the leaderboard and the failed tasks' logs)")
+
+
+def _require_data(folder: Path) -> None:
+    """Raise NothingToDo if preprocessing skipped the run, DataError if it never finished."""
+    skip = folder / "data" / SKIP_FILE
+    if skip.exists():
+        raise NothingToDo(read_json(skip)["reason"])
+    if not (folder / "data" / "meta.json").exists():
+        raise DataError("the data was not prepared (load, profile or preprocess failed); see that task's log")
+
+
+def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write a raw table as Parquet, keeping mixed-type text columns as text."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    for column in frame.columns[frame.dtypes == object]:
+        frame[column] = frame[column].astype("string")
+    frame.to_parquet(path)

@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## Run one experiment end to end through Airflow (embedded SQLite, no server) and print its leaderboard.
 run: setup
-	$(BIN)/dag-factory run $(EXPERIMENT)
+	$(BIN)/dag-factory run $(EXPERIMENT) $(ARGS)
 
 ## The whole test suite (what CI runs).
 test: setup

@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("schema", help="print the JSON Schema of an experiment spec")
 
+    score = commands.add_parser("predict", help="score a CSV of new rows with an experiment's champion")
+    score.add_argument("experiment")
+    score.add_argument("input", type=Path, help="CSV with the columns the model was trained on")
+    score.add_argument("-o", "--output", type=Path, help="where to write predictions (default: INPUT.predictions.csv)")
+
     args = parser.parse_args(argv)
     project = Project.locate(args.project)
     try:
@@ -138,4 +143,14 @@ def cmd_schema(project: Project, args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"validate": cmd_validate, "run": cmd_run, "leaderboard": cmd_leaderboard, "schema": cmd_schema}
+def cmd_predict(project: Project, args: argparse.Namespace) -> int:
+    """Score new rows with the promoted model, after checking its SHA-256."""
+    from dag_factory.predict import predict_file
+
+    output = args.output or args.input.with_suffix(".predictions.csv")
+    print(predict_file(project.results, args.experiment, args.input, output))
+    return 0
+
+
+HANDLERS = {"validate": cmd_validate, "run": cmd_run, "leaderboard": cmd_leaderboard, "schema": cmd_schema,
+            "predict": cmd_predict}

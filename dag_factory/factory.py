@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, TriggerRule, get_current_context, get_parsing_context, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from dag_factory.errors import NothingToDo, SpecError
 from dag_factory.layout import Project, run_dir
@@ -166,7 +166,15 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
             run_spec, folder = context_run(context)
             entry = entries[model_name]
             selected = model_name in context["params"]["models"]
-            return train_task(run_spec, folder, entry, catalog[entry.model], meta, selected=selected)
+            try:
+                return train_task(run_spec, folder, entry, catalog[entry.model], meta, selected=selected)
+            except NothingToDo:
+                raise
+            except Exception as err:
+                allowed = spec.model_retries(entry)
+                if context["ti"].try_number > allowed:  # this model's own retries are used up
+                    raise AirflowFailException(f"{type(err).__name__}: {err} (after {allowed} retries)") from err
+                raise
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
         @skip_when_nothing_to_do
@@ -204,7 +212,8 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
 
         loaded = load_data()
         meta = preprocess(loaded, profile(loaded))
-        trained = train.partial(meta=meta).expand(model_name=names)
+        most_retries = max(spec.model_retries(m) for m in spec.models)
+        trained = train.override(retries=most_retries).partial(meta=meta).expand(model_name=names)
         board = select()
         trained >> board
         promote(board) >> report()

@@ -155,6 +155,7 @@ class ExperimentSpec(StrictModel):
     schedule: str | None = Field(None, description="Any Airflow schedule string (cron, @daily); null for manual.")
     retries: int = Field(1, ge=0, le=10, description="Retries of every task unless a model sets its own.")
     retry_delay_seconds: float = Field(10.0, ge=0)
+    timeout_minutes: float | None = Field(None, gt=0, description="Time limit of each model's training unless it sets its own.")
     data: DataSpec
     split: SplitSpec = Field(default_factory=SplitSpec)
     cv: CVSpec = Field(default_factory=CVSpec)
@@ -177,6 +178,15 @@ class ExperimentSpec(StrictModel):
     def model_names(self) -> list[str]:
         """Names of the models, in spec order."""
         return [m.label for m in self.models]
+
+    def model_retries(self, entry: ModelEntry) -> int:
+        """Retries of one model's training task: its own, else the experiment's."""
+        return self.retries if entry.retries is None else entry.retries
+
+    def model_timeout_seconds(self, entry: ModelEntry) -> float | None:
+        """Time limit of one model's training in seconds, or None for no limit."""
+        minutes = entry.timeout_minutes or self.timeout_minutes
+        return None if minutes is None else minutes * 60
 
 
 class CatalogEntry(StrictModel):

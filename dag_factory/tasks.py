@@ -7,6 +7,10 @@ same order. Inputs are the spec and paths; outputs are files plus a small JSON-a
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +82,8 @@ def train_task(
     """Train one model; returns the small summary that travels through XCom."""
     if not selected:
         raise NothingToDo(f"model {entry.label} is not in this run's 'models' param")
-    summary = train_model(spec, entry, catalog, meta, folder / "models")
+    with time_limit(spec.model_timeout_seconds(entry), f"model {entry.label}"):
+        summary = train_model(spec, entry, catalog, meta, folder / "models")
     metric = spec.selection.metric
     return {"name": entry.label, "metric": metric, "cv_mean": summary["cv"][metric]["mean"],
             "cv_std": summary["cv"][metric]["std"], "model_path": summary["model_path"]}
@@ -110,6 +115,25 @@ def report_task(spec: ExperimentSpec, folder: Path) -> None:
     if board["failed"]:
         raise ModelError(f"{len(board['failed'])} of {len(spec.models)} model(s) failed: {', '.join(board['failed'])}; "
                          "the others were compared without them (see the leaderboard and the failed tasks' logs)")
+
+
+@contextmanager
+def time_limit(seconds: float | None, what: str) -> Iterator[None]:
+    """Raise ModelError in the main thread when ``seconds`` pass (no limit for None)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise ModelError(f"{what} exceeded its time limit of {seconds:g}s (timeout_minutes in the spec)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _require_data(folder: Path) -> None:

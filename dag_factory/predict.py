@@ -1,0 +1,68 @@
+"""Score new rows with an experiment's champion, after checking the artifact is the one promoted."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+
+from dag_factory.errors import DataError, ModelError
+from dag_factory.files import read_json, sha256_file
+from dag_factory.layout import best_dir
+from dag_factory.steps.metrics import predicted_labels
+from dag_factory.steps.card import CARD_JSON
+
+log = logging.getLogger(__name__)
+
+
+def load_champion(results: Path, experiment: str) -> tuple[Any, dict[str, Any]]:
+    """The champion's fitted Pipeline and model card; refuses an artifact whose SHA-256 differs from the card's."""
+    folder = best_dir(results, experiment)
+    if not (folder / CARD_JSON).exists():
+        raise ModelError(f"no champion for {experiment} in {folder}; run the experiment first")
+    card = read_json(folder / CARD_JSON)
+    artifact = folder / card["artifact"]["file"]
+    actual = sha256_file(artifact)
+    if actual != card["artifact"]["sha256"]:
+        raise ModelError(
+            f"{artifact} has SHA-256 {actual[:16]}..., but its model card records {card['artifact']['sha256'][:16]}...; "
+            "the file was changed after promotion, refusing to load it (re-run the experiment to promote a fresh model)"
+        )
+    return joblib.load(artifact), card
+
+
+def predict_frame(model: Any, card: dict[str, Any], rows: pd.DataFrame) -> pd.DataFrame:
+    """Predicted class and positive-class probability for each row, using the card's threshold."""
+    features = card["data"]["features"]
+    missing = [c for c in features if c not in rows.columns]
+    if missing:
+        raise DataError(f"the input lacks {len(missing)} column(s) the model was trained on: {', '.join(missing)}")
+    proba = model.predict_proba(rows[features])
+    classes = card["data"]["classes"]
+    labels = predicted_labels(proba, card.get("threshold", 0.5))
+    out = rows.copy()
+    out["predicted"] = [classes[i] for i in labels]
+    if len(classes) == 2:
+        out[f"proba_{classes[1]}"] = proba[:, 1]
+    else:
+        for i, name in enumerate(classes):
+            out[f"proba_{name}"] = proba[:, i]
+    return out
+
+
+def predict_file(results: Path, experiment: str, input_csv: Path, output_csv: Path) -> Path:
+    """Score a CSV of new rows with the champion and write the predictions as CSV."""
+    model, card = load_champion(results, experiment)
+    try:
+        rows = pd.read_csv(input_csv)
+    except (OSError, ValueError) as err:
+        raise DataError(f"cannot read {input_csv} as CSV: {err}") from err
+    scored = predict_frame(model, card, rows)
+    output_csv.parent.mkdir(parents=True, exist_ok=True)
+    scored.to_csv(output_csv, index=False)
+    log.info("Scored %d rows of %s with %s (run %s) into %s",
+             len(scored), input_csv, card["model"]["name"], card["run_id"], output_csv)
+    return output_csv

@@ -1,0 +1,89 @@
+"""Shared fixtures: a throw-away copy of the project and a migrated Airflow metadata DB.
+
+Airflow reads its settings when first imported, so its home is set here, before any test
+module imports it. Every test works on a copy of the project in a temporary folder; the
+checkout's own results/ and .airflow/ are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dag-factory-tests-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+for variable in ("DAG_FACTORY_HOME", "DAG_FACTORY_RESULTS", "DAG_FACTORY_EXPERIMENTS", "DAG_FACTORY_MODELS"):
+    os.environ.pop(variable, None)
+
+from dag_factory.layout import Project  # noqa: E402  (after the Airflow settings above)
+from dag_factory.runner import RunOutcome, run_experiment  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB shared by the session's DAG runs."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
+                   env={**os.environ})
+    return AIRFLOW_HOME / "airflow.db"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """A copy of the checkout's dags/, models/ and experiments/ with its own empty results/."""
+    root = tmp_path / "project"
+    for folder in ("dags", "models", "experiments"):
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "results").mkdir()
+    return Project(root)
+
+
+def write_experiment(project: Project, name: str, text: str) -> Path:
+    """Add (or replace) experiments/<name>.yaml in a test project."""
+    path = project.experiments / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_dag(project: Project, experiment: str, **conf: Any) -> RunOutcome:
+    """Run an experiment's DAG through Airflow (dag.test) exactly as `dag-factory run` does."""
+    return run_experiment(project, experiment, conf)
+
+
+def task_instances(db: Path, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """Task instances of one DAG run, read from Airflow's metadata DB."""
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute(
+            "SELECT task_id, map_index, rendered_map_index, state, try_number FROM task_instance "
+            "WHERE dag_id = ? AND run_id = ? ORDER BY task_id, map_index",
+            (dag_id, run_id),
+        ).fetchall()
+    return [dict(r) for r in rows]
+
+
+FAST_SPEC = """\
+experiment: {name}
+description: A small, quick experiment for tests.
+data:
+  source: sklearn:breast_cancer
+  positive_class: malignant
+cv: {{folds: 3, seed: 1}}
+models:
+{models}
+"""
+
+
+def fast_spec(name: str, models: str = "  - model: logistic_regression\n  - model: random_forest\n    params: {n_estimators: 20}\n") -> str:
+    """Spec text of a fast two-model breast cancer experiment called ``name``."""
+    return FAST_SPEC.format(name=name, models=models)

@@ -1,0 +1,90 @@
+"""The DAG file as Airflow's dag-processor sees it: one DAG per experiment, cheap to parse."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import fast_spec, write_experiment
+
+
+def dagbag(project):
+    """Parse the project's dags/ folder with Airflow's DagBag, under the project's settings."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    os.environ["DAG_FACTORY_EXPERIMENTS"] = str(project.experiments)
+    os.environ["DAG_FACTORY_MODELS"] = str(project.models)
+    try:
+        return DagBag(str(project.dags))
+    finally:
+        del os.environ["DAG_FACTORY_EXPERIMENTS"], os.environ["DAG_FACTORY_MODELS"]
+
+
+def test_dagbag_has_one_dag_per_experiment_and_a_mapped_train_task(project):
+    bag = dagbag(project)
+    assert bag.import_errors == {}
+    specs = sorted(p.stem for p in project.experiments.glob("*.yaml"))
+    assert sorted(bag.dag_ids) == specs
+    dag = bag.dags["breast_cancer"]
+    train = dag.get_task("train")
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    assert isinstance(train, MappedOperator)
+    assert train.map_index_template == "{{ model_name }}"
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "load_data", "profile", "preprocess", "train", "select", "promote", "report"]
+    assert "Benign vs malignant" in dag.doc_md and "sklearn:breast_cancer" in dag.doc_md
+    assert {"dag_factory", "medical"} <= set(dag.tags)
+    assert dag.params["models"] == ["logistic_regression", "xgboost", "random_forest", "svm"]
+    assert dag.params["cv_folds"] == 5 and dag.params["force"] is False
+
+
+def test_a_copied_spec_with_other_models_is_a_second_dag(project):
+    text = (project.experiments / "breast_cancer.yaml").read_text()
+    text = text.replace("experiment: breast_cancer", "experiment: breast_cancer_trees")
+    text = text.replace("  - model: logistic_regression\n    params: {C: 1.0}\n", "")
+    (project.experiments / "breast_cancer_trees.yaml").write_text(text)
+    bag = dagbag(project)
+    assert {"breast_cancer", "breast_cancer_trees"} <= set(bag.dag_ids)
+    assert bag.dags["breast_cancer_trees"].params["models"] == ["xgboost", "random_forest", "svm"]
+
+
+def test_a_broken_spec_shows_as_a_stand_in_dag_and_hides_nothing(project):
+    write_experiment(project, "broken", "experiment: broken\ndata: {source: sklearn:iris}\nmodels:\n  - model: logistc_regression\n")
+    write_experiment(project, "quick", fast_spec("quick"))
+    bag = dagbag(project)
+    assert bag.import_errors == {}
+    assert {"breast_cancer", "quick", "invalid_spec__broken"} <= set(bag.dag_ids)
+    stand_in = bag.dags["invalid_spec__broken"]
+    assert 'unknown model "logistc_regression" (did you mean "logistic_regression"?)' in stand_in.doc_md
+    assert "invalid-spec" in stand_in.tags
+
+
+def test_importing_the_dag_file_imports_no_heavy_library(project):
+    code = (
+        "import json, runpy, sys\n"
+        f"runpy.run_path({str(project.dags / 'experiments.py')!r})\n"
+        "print(json.dumps([m for m in ('pandas', 'sklearn', 'xgboost', 'numpy.linalg') if m in sys.modules]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "DAG_FACTORY_EXPERIMENTS": str(project.experiments)})
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("wanted", ["breast_cancer", "quick"])
+def test_a_worker_parsing_for_one_task_builds_only_that_dag(project, wanted):
+    write_experiment(project, "quick", fast_spec("quick"))
+    code = (
+        "import runpy\n"
+        f"ns = runpy.run_path({str(project.dags / 'experiments.py')!r})\n"
+        "from airflow.sdk import DAG\n"
+        "print(sorted(k for k, v in ns.items() if isinstance(v, DAG)))\n"
+    )
+    env = {**os.environ, "DAG_FACTORY_EXPERIMENTS": str(project.experiments),
+           "_AIRFLOW_PARSING_CONTEXT_DAG_ID": wanted}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert result.stdout.strip().splitlines()[-1] == str([wanted])

@@ -1,0 +1,97 @@
+"""End to end through real Airflow: the breast_cancer experiment as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import joblib
+import pandas as pd
+import pytest
+
+from conftest import run_dag, task_instances
+from dag_factory.files import read_json
+from dag_factory.layout import best_dir
+
+pytestmark = pytest.mark.airflow
+
+MODELS = ["logistic_regression", "xgboost", "random_forest", "svm"]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, airflow_db):
+    """One real DAG run of the shipped breast_cancer spec, shared by the tests of this module."""
+    from conftest import REPO
+    import shutil
+    from dag_factory.layout import Project
+
+    root = tmp_path_factory.mktemp("e2e") / "project"
+    for folder in ("dags", "models", "experiments"):
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    project = Project(root)
+    outcome = run_dag(project, "breast_cancer")
+    return project, outcome
+
+
+def test_run_succeeds_and_leaderboard_lists_every_model_with_cv_mean_and_std(first_run):
+    project, outcome = first_run
+    assert outcome.state == "success"
+    board = read_json(outcome.folder / "metrics.json")
+    rows = {r["name"]: r for r in board["leaderboard"]}
+    assert sorted(rows) == sorted(MODELS)
+    for row in rows.values():
+        assert row["status"] == "ok"
+        for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):
+            assert 0.0 <= row["cv"][metric]["mean"] <= 1.0
+            assert row["cv"][metric]["std"] >= 0.0
+    ranked = [r["cv"]["roc_auc"]["mean"] for r in board["leaderboard"]]
+    assert ranked == sorted(ranked, reverse=True)
+    assert board["decision"]["promoted"] is True
+    assert (outcome.folder / "run.log").read_text().count("Model svm CV roc_auc") == 1
+    assert read_json(outcome.folder / "profile.json")["rows"] == 569
+
+
+def test_champion_loads_and_predicts_the_held_out_split(first_run):
+    project, outcome = first_run
+    best = best_dir(project.results, "breast_cancer")
+    card = read_json(best / "model_card.json")
+    assert card["run_id"] == outcome.run_id
+    assert card["data"]["positive_class"] == "malignant"
+    assert card["cv"]["roc_auc"]["mean"] >= 0.99
+    model = joblib.load(best / "model.joblib")
+    test = pd.read_parquet(outcome.folder / "data" / "test.parquet")
+    predicted = model.predict(test.drop(columns=["target"]))
+    accuracy = (predicted == test["target"]).mean()
+    assert accuracy >= 0.93
+    # class code 1 is malignant: the model must flag most malignant tumours in the test split
+    malignant = test["target"] == 1
+    assert malignant.sum() == 42  # 212 malignant of 569, stratified 20 % test split
+    assert (predicted[malignant] == 1).mean() >= 0.9
+
+
+def test_train_task_is_mapped_with_model_names_as_map_indexes(first_run, airflow_db):
+    project, outcome = first_run
+    rows = [r for r in task_instances(airflow_db, "breast_cancer", outcome.run_id) if r["task_id"] == "train"]
+    assert [r["map_index"] for r in rows] == [0, 1, 2, 3]
+    assert [r["rendered_map_index"] for r in rows] == MODELS
+    assert {r["state"] for r in rows} == {"success"}
+    tasks = {r["task_id"] for r in task_instances(airflow_db, "breast_cancer", outcome.run_id)}
+    assert tasks == {"load_data", "profile", "preprocess", "train", "select", "promote", "report"}
+
+
+def test_second_run_on_same_data_skips_training_unless_forced(first_run, airflow_db):
+    project, first = first_run
+    skipped = run_dag(project, "breast_cancer")
+    assert skipped.state == "success"
+    states = {r["task_id"]: r["state"] for r in task_instances(airflow_db, "breast_cancer", skipped.run_id)}
+    assert states["preprocess"] == "skipped" and states["train"] == "skipped" and states["promote"] == "skipped"
+    assert "data and spec unchanged since the champion was trained" in (skipped.folder / "run.log").read_text()
+
+    forced = run_dag(project, "breast_cancer", force=True)
+    assert forced.state == "success"
+    board = read_json(forced.folder / "metrics.json")
+    assert board["decision"]["promoted"] is False
+    assert "does not beat the champion" in board["decision"]["reason"]
+    card = read_json(best_dir(project.results, "breast_cancer") / "model_card.json")
+    assert card["run_id"] == first.run_id  # the champion was not replaced by an equal model
+    history = (best_dir(project.results, "breast_cancer") / "history.jsonl").read_text().splitlines()
+    assert len(history) == 1 and json.loads(history[0])["run_id"] == first.run_id

@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= dev,celery
-STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma  := ,
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 EXPERIMENT ?= breast_cancer
 PORT ?= 8080
 
@@ -33,8 +33,9 @@ validate: setup
 ui: setup
 	$(BIN)/dag-factory ui --port $(PORT)
 
+## Benchmarks (see BENCHMARKS.md); BENCH=parse|overhead|data|install|parallel, default all.
 bench: setup
-	$(BIN)/python bench/run.py
+	cd bench && ../$(BIN)/python run.py $(BENCH)
 
 ## Re-pin every dependency (after changing pyproject.toml).
 lock:

@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
 
     check = commands.add_parser("validate", help="check experiment specs; non-zero exit on any error")
     check.add_argument("specs", nargs="*", type=Path, help="spec files (default: every file in experiments/)")
-    check.add_argument("--deep", action="store_true", help="also import each estimator and check its params")
+    check.add_argument("--shallow", action="store_true",
+                       help="skip importing each estimator to check its param names (what Airflow's parser sees)")
 
     run = commands.add_parser("run", help="run one experiment end to end through Airflow and print its leaderboard")
     run.add_argument("experiment")
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("input", type=Path, help="CSV with the columns the model was trained on")
     score.add_argument("-o", "--output", type=Path, help="where to write predictions (default: INPUT.predictions.csv)")
 
+    ui = commands.add_parser("ui", help="start the Airflow UI (airflow standalone) on localhost with login on")
+    ui.add_argument("--port", type=int, default=8080, help="port of the UI and REST API (default: 8080)")
+
     args = parser.parse_args(argv)
     project = Project.locate(args.project)
     try:
@@ -54,17 +58,19 @@ def cmd_validate(project: Project, args: argparse.Namespace) -> int:
     catalog, catalog_errors = load_catalog(project.models)
     for error in catalog_errors.values():
         print(error, file=sys.stderr)
-    if args.specs:
-        specs, errors = {}, {}
+    folder = load_experiments(project.experiments, catalog, catalog_errors)
+    specs, errors = dict(folder.specs), dict(folder.errors)
+    if args.specs:  # files in experiments/ are judged with their neighbours (name clashes); others alone
+        wanted = [p.resolve() for p in args.specs]
+        specs = {p: s for p, s in specs.items() if p.resolve() in wanted}
+        errors = {p: e for p, e in errors.items() if p.resolve() in wanted}
         for path in args.specs:
-            try:
-                specs[path] = load_experiment(path, catalog, catalog_errors)
-            except DagFactoryError as err:
-                errors[path] = err
-    else:
-        result = load_experiments(project.experiments, catalog, catalog_errors)
-        specs, errors = result.specs, result.errors
-    if args.deep:
+            if path.resolve().parent != project.experiments.resolve():
+                try:
+                    specs[path] = load_experiment(path, catalog, catalog_errors)
+                except DagFactoryError as err:
+                    errors[path] = err
+    if not args.shallow:
         errors.update(_deep_errors(specs, catalog))
     for path, spec in specs.items():
         if path not in errors:
@@ -112,8 +118,9 @@ def cmd_run(project: Project, args: argparse.Namespace) -> int:
     if board_path.exists():
         print()
         print(leaderboard_table(read_json(board_path)))
-    elif (outcome.folder / "data" / "skipped.json").exists():
-        print(read_json(outcome.folder / "data" / "skipped.json")["reason"])
+    for note in ("skipped.json", "error.json"):  # why the run stopped before the leaderboard
+        if not board_path.exists() and (outcome.folder / "data" / note).exists():
+            print(next(iter(read_json(outcome.folder / "data" / note).values())))
     champion = best_dir(project.results, spec.experiment) / "model.joblib"
     print()
     print(f"Champion model: {champion}" if champion.exists() else "No champion has been promoted yet.")
@@ -152,5 +159,12 @@ def cmd_predict(project: Project, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(project: Project, args: argparse.Namespace) -> int:
+    """Serve the project's DAGs with `airflow standalone` until Ctrl+C."""
+    from dag_factory.deploy import run_ui
+
+    return run_ui(project, args.port)
+
+
 HANDLERS = {"validate": cmd_validate, "run": cmd_run, "leaderboard": cmd_leaderboard, "schema": cmd_schema,
-            "predict": cmd_predict}
+            "predict": cmd_predict, "ui": cmd_ui}

@@ -27,8 +27,23 @@ class DataError(DagFactoryError):
     """The data of an experiment cannot be loaded or fails validation."""
 
 
+class DownloadError(DataError):
+    """A remote source could not be fetched; the next attempt may succeed, so Airflow retries it."""
+
+
 class ModelError(DagFactoryError):
     """A model cannot be built, trained or loaded."""
+
+
+class ModelConfigError(ModelError):
+    """A model's estimator or param names are wrong: the same on every attempt, so never worth a retry."""
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether retrying the failed step cannot help: a bad spec, bad data or a bad model configuration."""
+    if isinstance(error, DownloadError):
+        return False
+    return isinstance(error, SpecError | DataError | ModelConfigError)
 
 
 class NothingToDo(DagFactoryError):

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param, TriggerRule, get_current_context, get_parsing_context, task
+from airflow.sdk import DAG, Asset, AssetAlias, Param, TriggerRule, get_current_context, get_parsing_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from dag_factory.errors import NothingToDo, SpecError
+from dag_factory.errors import DagFactoryError, NothingToDo, SpecError, is_permanent
 from dag_factory.layout import Project, run_dir
 from dag_factory.loader import Catalog, load_catalog, load_experiments
 from dag_factory.spec import ExperimentSpec, config_fingerprint
@@ -38,18 +38,33 @@ def build_dags(project: Project | None = None) -> dict[str, DAG]:
     """
     project = project or Project.locate()
     catalog, catalog_errors = load_catalog(project.models)
-    loaded = load_experiments(project.experiments, catalog, catalog_errors)
     wanted = get_parsing_context().dag_id
+    loaded = load_experiments(project.experiments, catalog, catalog_errors, only=wanted)
     dags: dict[str, DAG] = {}
+    errors = dict(loaded.errors)
     for path, spec in loaded.specs.items():
         if wanted is None or wanted == spec.experiment:
-            dags[spec.experiment] = experiment_dag(spec, catalog, project, path)
-    for path, error in loaded.errors.items():
+            try:
+                dags[spec.experiment] = checked_dag(experiment_dag(spec, catalog, project, path))
+            except Exception as err:  # noqa: BLE001  one experiment's DAG must not hide the others
+                errors[path] = SpecError(str(path), [f"Airflow cannot build the DAG from this spec: "
+                                                     f"{type(err).__name__}: {err}; fix the key it names"])
+    for path, error in errors.items():
         dag_id = invalid_dag_id(path)
         log.error("Experiment %s is invalid and was not built:\n%s", path, error)
         if wanted is None or wanted == dag_id:
             dags[dag_id] = invalid_spec_dag(dag_id, error)
     return dags
+
+
+def checked_dag(dag: DAG) -> DAG:
+    """Run the checks the dag-processor runs before it keeps a DAG, so a failure stays with one spec.
+
+    Otherwise (say, for a schedule Airflow rejects) the whole dags/ file would show one import error.
+    """
+    dag.validate()
+    dag.check_cycle()
+    return dag
 
 
 def invalid_dag_id(path: Path) -> str:
@@ -78,8 +93,13 @@ def invalid_spec_dag(dag_id: str, error: SpecError) -> DAG:
     return dag
 
 
-def skip_when_nothing_to_do(body: Callable[..., Any]) -> Callable[..., Any]:
-    """Show a step that has nothing to do (NothingToDo) as a skipped task, with its reason in the log."""
+def airflow_outcome(body: Callable[..., Any]) -> Callable[..., Any]:
+    """Map a step's outcome onto Airflow's task states.
+
+    NothingToDo becomes a skipped task with its reason in the log; an error that a retry
+    cannot fix (bad spec, bad data, wrong model config) fails at once instead of waiting
+    through the retries; anything else (a download, a crash) is retried as the spec says.
+    """
 
     @functools.wraps(body)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -87,6 +107,10 @@ def skip_when_nothing_to_do(body: Callable[..., Any]) -> Callable[..., Any]:
             return body(*args, **kwargs)
         except NothingToDo as reason:
             raise AirflowSkipException(str(reason)) from None
+        except DagFactoryError as err:
+            if is_permanent(err):
+                raise AirflowFailException(f"{err} (not retried: the same input fails the same way)") from err
+            raise
 
     return wrapper
 
@@ -111,7 +135,10 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
         run_spec = spec.model_copy(update={"cv": spec.cv.model_copy(update={"folds": int(p["cv_folds"])})})
         return run_spec, run_dir(Path(results), spec.experiment, context["run_id"])
 
-    champion_asset = Asset(f"best_model_{spec.experiment}")
+    # An Asset outlet is announced whenever its task succeeds, also when promote kept the old
+    # champion. Through an AssetAlias outlet, the event exists only when promote adds it.
+    champion_asset = Asset(champion_asset_name(spec.experiment))
+    champion_alias = AssetAlias(f"new_champion_{spec.experiment}")
     with DAG(
         dag_id=spec.experiment,
         description=(spec.description or f"Experiment {spec.experiment}")[:200],
@@ -145,7 +172,7 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
             return profile_task(run_spec, folder, loaded)
 
         @task
-        @skip_when_nothing_to_do
+        @airflow_outcome
         def preprocess(loaded: dict[str, Any], profiled: dict[str, Any]) -> dict[str, Any]:
             """Validate, clean and split once; skip the rest when the data is unchanged."""
             from dag_factory.tasks import preprocess_task
@@ -156,7 +183,7 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
             return preprocess_task(run_spec, folder, Path(results), loaded, config, force=bool(context["params"]["force"]))
 
         @task(map_index_template="{{ model_name }}")
-        @skip_when_nothing_to_do
+        @airflow_outcome
         def train(meta: dict[str, Any], model_name: str) -> dict[str, Any]:
             """Cross-validate, refit and save one model."""
             from dag_factory.tasks import train_task
@@ -168,16 +195,16 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
             selected = model_name in context["params"]["models"]
             try:
                 return train_task(run_spec, folder, entry, catalog[entry.model], meta, selected=selected)
-            except NothingToDo:
-                raise
             except Exception as err:
+                if isinstance(err, NothingToDo) or is_permanent(err):
+                    raise  # airflow_outcome skips it, or fails it at once
                 allowed = spec.model_retries(entry)
                 if context["ti"].try_number > allowed:  # this model's own retries are used up
                     raise AirflowFailException(f"{type(err).__name__}: {err} (after {allowed} retries)") from err
                 raise
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
-        @skip_when_nothing_to_do
+        @airflow_outcome
         def select() -> dict[str, Any]:
             """Rank the models that finished; runs even when some failed."""
             from dag_factory.tasks import select_task
@@ -186,8 +213,8 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
             run_spec, folder = context_run(context)
             return select_task(run_spec, folder, context["run_id"])
 
-        @task(outlets=[champion_asset])
-        @skip_when_nothing_to_do
+        @task(outlets=[champion_alias])
+        @airflow_outcome
         def promote(board: dict[str, Any]) -> dict[str, Any]:
             """Replace the champion only with a better model; announce a new one as an Asset event."""
             from dag_factory.tasks import promote_task
@@ -196,13 +223,13 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
             run_spec, folder = context_run(context)
             decision = promote_task(run_spec, folder, Path(results))
             if decision["promoted"]:
-                context["outlet_events"][champion_asset].extra = {
+                context["outlet_events"][champion_alias].add(champion_asset, extra={
                     "experiment": spec.experiment, "winner": decision["challenger"], "metric": decision["metric"],
-                    "score": decision["challenger_score"], "path": decision["path"], "run_id": context["run_id"]}
+                    "score": decision["challenger_score"], "path": decision["path"], "run_id": context["run_id"]})
             return decision
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
-        @skip_when_nothing_to_do
+        @airflow_outcome
         def report() -> None:
             """Log the run's outcome; fail the run when any model failed so it is never a silent green."""
             from dag_factory.tasks import report_task
@@ -218,6 +245,11 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
         trained >> board
         promote(board) >> report()
     return dag
+
+
+def champion_asset_name(experiment: str) -> str:
+    """The Asset that gets an event each time ``experiment`` promotes a new champion: ``best_model_<experiment>``."""
+    return f"best_model_{experiment}"
 
 
 def _doc_md(spec: ExperimentSpec, spec_path: Path) -> str:

@@ -45,3 +45,39 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+MANIFEST = "SHA256SUMS"
+
+
+def write_manifest(folder: Path) -> Path:
+    """Record the SHA-256 of every file in ``folder`` in ``SHA256SUMS`` (``sha256sum -c`` format)."""
+    folder = Path(folder)
+    lines = [f"{sha256_file(p)}  {p.name}\n" for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST]
+    return write_text(folder / MANIFEST, "".join(lines))
+
+
+def manifest_problems(folder: Path) -> list[str]:
+    """What differs from the folder's ``SHA256SUMS``: changed or missing files ([] when all match)."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    if not manifest.exists():
+        return [f"{manifest} is missing"]
+    problems = []
+    for line in manifest.read_text(encoding="utf-8").splitlines():
+        expected, _, name = line.partition("  ")
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif (actual := sha256_file(path)) != expected:
+            problems.append(f"{path} has SHA-256 {actual[:16]}..., but {MANIFEST} records {expected[:16]}...")
+    return problems
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (renames, new files) to disk, so they survive a power loss too."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -8,6 +8,9 @@ Every problem names the file, the key path (with its line) and what was expected
 from __future__ import annotations
 
 import os
+import re
+from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,15 @@ from dag_factory.spec import DEFAULT_ALLOWED_MODULES, SLUG_HINT, CatalogEntry, E
 
 #: Spec keys that look like credentials; those belong in Airflow connections or the environment.
 SECRET_KEY_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "access_key", "private_key", "credential")
+
+#: A URL with a password in it (scheme://user:password@host): credentials in a spec value.
+URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
+
+#: Schedules Airflow accepts that cron itself does not know.
+AIRFLOW_PRESETS = ("@once", "@continuous", "@quarterly")
+
+#: Most values one spec may expand to; YAML aliases can make a short file expand without bound.
+MAX_VALUES = 100_000
 
 Catalog = dict[str, CatalogEntry]
 
@@ -48,16 +60,31 @@ def load_catalog(models_dir: Path) -> tuple[Catalog, dict[str, SpecError]]:
     errors: dict[str, SpecError] = {}
     for path in sorted(Path(models_dir).glob("*.yaml")):
         try:
-            catalog[path.stem] = _catalog_entry(path)
+            catalog[path.stem] = _guarded(_catalog_entry, path)
         except SpecError as err:
             errors[path.stem] = err
     return catalog, errors
+
+
+def _guarded(read: Any, path: Path, *args: Any) -> Any:
+    """Call ``read(path, *args)``; turn any unexpected failure into this file's SpecError.
+
+    The DAG file builds every experiment, so one file must never crash the whole parse.
+    """
+    try:
+        return read(path, *args)
+    except SpecError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise SpecError(str(path), [f"the file cannot be read as a spec ({type(err).__name__}: {err}); "
+                                    "compare it with a working one"]) from err
 
 
 def _catalog_entry(path: Path) -> CatalogEntry:
     raw, root = _read_yaml(path)
     if not isinstance(raw, dict):
         raise SpecError(str(path), ["the file must hold a mapping of keys (estimator, params, ...)"])
+    _raise_unsafe(path, raw, root)
     entry = _validate(CatalogEntry, {"name": path.stem, **raw}, path, root)
     if not entry.estimator.startswith(allowed_modules()):
         raise SpecError(
@@ -78,11 +105,9 @@ def load_experiment(
     raw, root = _read_yaml(path)
     if not isinstance(raw, dict):
         raise SpecError(str(path), ["the file must hold a mapping with at least 'experiment', 'data' and 'models'"])
-    problems = _secret_keys(raw, root)
-    if problems:
-        raise SpecError(str(path), problems)
+    _raise_unsafe(path, raw, root)
     spec = _validate(ExperimentSpec, raw, path, root)
-    problems = []
+    problems = [p for p in [_schedule_problem(spec.schedule, root)] if p]
     for i, entry in enumerate(spec.models):
         where = f"models[{i}].model{_line(root, ('models', i, 'model'))}"
         if catalog_errors and entry.model in catalog_errors:
@@ -99,29 +124,53 @@ def load_experiment(
 
 
 def load_experiments(
-    experiments_dir: Path, catalog: Catalog, catalog_errors: dict[str, SpecError] | None = None
+    experiments_dir: Path,
+    catalog: Catalog,
+    catalog_errors: dict[str, SpecError] | None = None,
+    only: str | None = None,
 ) -> LoadResult:
-    """Validate every experiments/*.yaml; a bad file is reported, never fatal to the others."""
+    """Validate every experiments/*.yaml; a bad file is reported, never fatal to the others.
+
+    When two files claim one experiment name, the file named after it (else the first by
+    name) keeps it, so adding a copy never takes over or hides an existing DAG. With ``only``
+    (a DAG id), files that plainly name another experiment are not validated at all: a worker
+    about to run one task needs one spec, not hundreds.
+    """
     result = LoadResult()
-    owners: dict[str, Path] = {}
+    claims: dict[str, list[Path]] = defaultdict(list)
     for path in sorted(Path(experiments_dir).glob("*.y*ml")):
+        if only is not None and not _may_define(path, only):
+            continue
         try:
-            spec = load_experiment(path, catalog, catalog_errors)
+            spec = _guarded(load_experiment, path, catalog, catalog_errors)
         except SpecError as err:
             result.errors[path] = err
             continue
-        if spec.experiment in owners:
-            result.errors[path] = SpecError(
-                str(path),
-                [
-                    f'experiment: the name "{spec.experiment}" is already used by {owners[spec.experiment].name}; '
-                    "experiment names must be unique (they become DAG ids)"
-                ],
-            )
-            continue
-        owners[spec.experiment] = path
+        claims[spec.experiment].append(path)
         result.specs[path] = spec
+    for name, paths in claims.items():
+        owner = next((p for p in paths if p.stem == name), paths[0])
+        for path in paths:
+            if path != owner:
+                del result.specs[path]
+                result.errors[path] = SpecError(str(path), [
+                    f'experiment{_line(_compose(path), ("experiment",))}: the name "{name}" is already used by '
+                    f"{owner.name}; experiment names become DAG ids and must be unique, so rename this one"])
     return result
+
+
+_EXPERIMENT_LINE = re.compile(r"""^experiment:[ \t]*["']?([A-Za-z0-9_]+)["']?[ \t]*(?:#.*)?$""", re.MULTILINE)
+
+
+def _may_define(path: Path, dag_id: str) -> bool:
+    """False only when a plain ``experiment:`` line names another DAG (a cheap scan, no YAML parse)."""
+    if dag_id.startswith("invalid_spec__"):
+        return True  # stand-in DAGs of broken files need the full check
+    try:
+        found = _EXPERIMENT_LINE.findall(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return True
+    return len(found) != 1 or found[0] == dag_id
 
 
 def find_experiment(
@@ -142,6 +191,15 @@ def find_experiment(
     )
 
 
+def _compose(path: Path) -> yaml.Node | None:
+    """The YAML node tree of a file that already parsed once (for line numbers)."""
+    return yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+
+
+#: libyaml's safe loader when available: parsing stays fast with hundreds of specs.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     """Safe-load a YAML file and keep its node tree for line numbers."""
     try:
@@ -149,7 +207,8 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     except OSError as err:
         raise SpecError(str(path), [f"cannot read the file: {err.strerror}"]) from err
     try:
-        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_YAML_LOADER)  # one parse: the nodes give line numbers
+        return (None if root is None else _YAML_LOADER("").construct_document(root)), root
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -244,19 +303,78 @@ def _line(root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
     return f" (line {node.start_mark.line + 1})"
 
 
-def _secret_keys(raw: Any, root: yaml.Node | None, loc: tuple[Any, ...] = ()) -> list[str]:
-    """Problems for every key that looks like a credential, anywhere in the spec."""
-    found: list[str] = []
-    if isinstance(raw, dict):
-        for key, value in raw.items():
-            here = (*loc, key)
-            if any(word in str(key).lower().replace("-", "_") for word in SECRET_KEY_WORDS):
-                found.append(
-                    f"{_key_path(here)}{_line(root, here)}: looks like a secret; specs are committed to git, so "
-                    "put credentials in an Airflow connection or an environment variable instead"
-                )
-            found += _secret_keys(value, root, here)
-    elif isinstance(raw, list):
-        for i, value in enumerate(raw):
-            found += _secret_keys(value, root, (*loc, i))
+def _raise_unsafe(path: Path, raw: Any, root: yaml.Node | None) -> None:
+    """Refuse a file with repeated keys, credentials, or an alias-expanded size no spec needs."""
+    problems = _duplicate_keys(root)
+    try:
+        problems += _secrets(raw, root)
+    except OverflowError:
+        problems.append(f"the file expands to more than {MAX_VALUES} values (YAML aliases?); write the spec out plainly")
+    if problems:
+        raise SpecError(str(path), problems)
+
+
+def _walk(raw: Any, loc: tuple[Any, ...] = (), budget: list[int] | None = None) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """Every (key path, value) of a parsed spec, depth first; OverflowError past MAX_VALUES."""
+    budget = [MAX_VALUES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise OverflowError("spec too large")
+    yield loc, raw
+    items = raw.items() if isinstance(raw, dict) else enumerate(raw) if isinstance(raw, list) else ()
+    for key, value in items:
+        yield from _walk(value, (*loc, key), budget)
+
+
+def _secrets(raw: Any, root: yaml.Node | None) -> list[str]:
+    """Problems for every key that looks like a credential, and every URL with a password, anywhere."""
+    fix = ("specs are committed to git, so put credentials in an Airflow connection or an environment "
+           "variable instead")
+    found = []
+    for loc, value in _walk(raw):
+        where = f"{_key_path(loc)}{_line(root, loc)}"
+        key = str(loc[-1]).lower().replace("-", "_") if loc and not isinstance(loc[-1], int) else ""
+        if any(word in key for word in SECRET_KEY_WORDS):
+            found.append(f"{where}: looks like a secret; {fix}")
+        elif isinstance(value, str) and URL_WITH_PASSWORD.search(value):
+            found.append(f"{where}: the URL holds a user name and password; {fix}")
     return found
+
+
+def _duplicate_keys(root: yaml.Node | None) -> list[str]:
+    """Keys written twice in one mapping: YAML silently keeps the last, so one setting would be lost."""
+    found: list[str] = []
+    seen_nodes: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                name, line = getattr(key, "value", None), key.start_mark.line + 1
+                if isinstance(name, str) and name != "<<" and name in first:
+                    found.append(f'line {line}: key "{name}" is written twice in the same mapping (first on line '
+                                 f"{first[name]}); YAML would keep only the last one, so remove one of them")
+                elif isinstance(name, str):
+                    first[name] = line
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return found
+
+
+def _schedule_problem(schedule: str | None, root: yaml.Node | None) -> str | None:
+    """A sentence when ``schedule`` is neither null, an Airflow preset nor a valid cron expression."""
+    if schedule is None or schedule in AIRFLOW_PRESETS:
+        return None
+    try:
+        from croniter import croniter  # small; Airflow itself validates cron with it
+    except ImportError:
+        return None  # the factory's DAG check still catches it
+    if croniter.is_valid(schedule):
+        return None
+    return (f'schedule{_line(root, ("schedule",))}: "{schedule}" is not an Airflow schedule; use a cron expression '
+            'such as "0 6 * * 1", a preset such as "@daily", or null for manual runs only')

@@ -12,41 +12,52 @@ import pandas as pd
 from dag_factory.errors import DataError, ModelError
 from dag_factory.files import read_json, sha256_file
 from dag_factory.layout import best_dir
+from dag_factory.steps.card import CARD_JSON, package_versions
 from dag_factory.steps.metrics import predicted_labels
-from dag_factory.steps.card import CARD_JSON
 
 log = logging.getLogger(__name__)
 
 
 def load_champion(results: Path, experiment: str) -> tuple[Any, dict[str, Any]]:
-    """The champion's fitted Pipeline and model card; refuses an artifact whose SHA-256 differs from the card's."""
-    folder = best_dir(results, experiment)
-    if not (folder / CARD_JSON).exists():
-        raise ModelError(f"no champion for {experiment} in {folder}; run the experiment first")
+    """The champion's fitted Pipeline and model card; refuses an artifact whose SHA-256 differs from the card's.
+
+    The champion link is resolved once, so a promotion happening meanwhile cannot pair one
+    version's card with another version's model.
+    """
+    link = best_dir(results, experiment)
+    if not (link / CARD_JSON).exists():
+        raise ModelError(f"no champion for {experiment} in {link}; run `dag-factory run {experiment}` first")
+    folder = link.resolve()
     card = read_json(folder / CARD_JSON)
     artifact = folder / card["artifact"]["file"]
+    if not artifact.is_file():
+        raise ModelError(f"{artifact} is missing although {folder / CARD_JSON} names it; re-run the experiment "
+                         "to promote a fresh model")
     actual = sha256_file(artifact)
     if actual != card["artifact"]["sha256"]:
         raise ModelError(
             f"{artifact} has SHA-256 {actual[:16]}..., but its model card records {card['artifact']['sha256'][:16]}...; "
             "the file was changed after promotion, refusing to load it (re-run the experiment to promote a fresh model)"
         )
+    _warn_on_version_drift(card)
     return joblib.load(artifact), card
 
 
-def predict_frame(model: Any, card: dict[str, Any], rows: pd.DataFrame) -> pd.DataFrame:
-    """Predicted class and positive-class probability for each row, using the card's threshold."""
+def predict_frame(model: Any, card: dict[str, Any], rows: pd.DataFrame, source: str = "the input") -> pd.DataFrame:
+    """Predicted class and class probabilities for each row, at the card's decision threshold."""
     features = card["data"]["features"]
     missing = [c for c in features if c not in rows.columns]
     if missing:
-        raise DataError(f"the input lacks {len(missing)} column(s) the model was trained on: {', '.join(missing)}")
+        raise DataError(f"{source} lacks {len(missing)} column(s) the model was trained on: {', '.join(missing)}; "
+                        "add them (a blank cell is allowed, the model imputes it)")
     proba = model.predict_proba(rows[features])
     classes = card["data"]["classes"]
-    labels = predicted_labels(proba, card.get("threshold", 0.5))
+    threshold = card.get("threshold")
     out = rows.copy()
-    out["predicted"] = [classes[i] for i in labels]
+    out["predicted"] = [classes[i] for i in predicted_labels(proba, threshold)]
     if len(classes) == 2:
         out[f"proba_{classes[1]}"] = proba[:, 1]
+        out["threshold"] = threshold
     else:
         for i, name in enumerate(classes):
             out[f"proba_{name}"] = proba[:, i]
@@ -59,10 +70,20 @@ def predict_file(results: Path, experiment: str, input_csv: Path, output_csv: Pa
     try:
         rows = pd.read_csv(input_csv)
     except (OSError, ValueError) as err:
-        raise DataError(f"cannot read {input_csv} as CSV: {err}") from err
-    scored = predict_frame(model, card, rows)
+        raise DataError(f"cannot read {input_csv} as CSV: {err}; give a CSV file with a header row") from err
+    scored = predict_frame(model, card, rows, source=str(input_csv))
     output_csv.parent.mkdir(parents=True, exist_ok=True)
     scored.to_csv(output_csv, index=False)
-    log.info("Scored %d rows of %s with %s (run %s) into %s",
-             len(scored), input_csv, card["model"]["name"], card["run_id"], output_csv)
+    log.info("Scored %d rows of %s with %s (run %s, threshold %s) into %s",
+             len(scored), input_csv, card["model"]["name"], card["run_id"], card.get("threshold"), output_csv)
     return output_csv
+
+
+def _warn_on_version_drift(card: dict[str, Any]) -> None:
+    """Warn when the packages differ from those that trained the model: unpickling may misbehave."""
+    now = package_versions()
+    drift = [f"{name} {then} -> {now.get(name, 'missing')}" for name, then in card.get("packages", {}).items()
+             if now.get(name) != then]
+    if drift:
+        log.warning("The champion was trained with other package versions (%s); predictions may differ",
+                    ", ".join(drift))

@@ -85,13 +85,26 @@ class DataSpec(StrictModel):
     categorical: list[str] = Field(default_factory=list, description="Columns to one-hot encode.")
     min_rows: int = Field(20, ge=2)
     max_missing_share: float = Field(0.5, ge=0.0, le=1.0, description="Highest share of missing values allowed per column.")
-    drop_duplicates: bool = False
+    drop_duplicates: bool = Field(False, description="Drop duplicate rows (they are always reported).")
+    missing_values: list[str] = Field(
+        default_factory=list, description="Extra cell values that mean missing in a CSV file, e.g. ['?']."
+    )
     download: DownloadSpec = Field(default_factory=DownloadSpec)
 
     @model_validator(mode="after")
     def _columns_need_no_header(self) -> DataSpec:
         if self.columns is not None and self.header:
             raise ValueError("'columns' names the columns of a file without a header row; set 'header: false' too")
+        return self
+
+    @model_validator(mode="after")
+    def _target_is_kept(self) -> DataSpec:
+        for key in ("drop", "categorical"):
+            if self.target in getattr(self, key):
+                raise ValueError(f"'{key}' lists the target column \"{self.target}\"; remove it from '{key}'")
+        repeated = sorted({c for c in self.columns or [] if (self.columns or []).count(c) > 1})
+        if repeated:
+            raise ValueError(f"'columns' names {', '.join(repeated)} more than once; give every column its own name")
         return self
 
 
@@ -135,6 +148,16 @@ class ModelEntry(StrictModel):
         return self.name or self.model
 
 
+class ThresholdSpec(StrictModel):
+    """The decision threshold of a binary model, chosen to reach a sensitivity, applied by the promoted artifact."""
+
+    target_recall: float = Field(
+        gt=0.0, le=1.0,
+        description="Recall (sensitivity) of the positive class to reach: the highest threshold whose out-of-fold "
+        "recall is at least this is chosen, which keeps as much specificity as the target allows.",
+    )
+
+
 class SelectionSpec(StrictModel):
     """How the winner is chosen and when it replaces the champion."""
 
@@ -143,6 +166,10 @@ class SelectionSpec(StrictModel):
         default_factory=dict, description="Minimum CV means (maximum for log_loss and brier) a model must reach."
     )
     min_improvement: float = Field(0.0, ge=0.0, description="How much the winner must beat the champion by.")
+    threshold: ThresholdSpec | None = Field(
+        None, description="Binary targets: choose each model's decision threshold on out-of-fold predictions "
+        "(default: positive when p >= 0.5). Gates, ranking and the promoted model use that threshold.",
+    )
 
 
 class ExperimentSpec(StrictModel):

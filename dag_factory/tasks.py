@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,8 @@ import pandas as pd
 
 from dag_factory.errors import DataError, ModelError, NothingToDo
 from dag_factory.files import read_json, write_json, write_text
+from dag_factory.html_report import REPORT_FILE, write_report
+from dag_factory.layout import Project
 from dag_factory.report import leaderboard_table
 from dag_factory.spec import CatalogEntry, ExperimentSpec, ModelEntry
 from dag_factory.steps.load import load_data
@@ -30,12 +33,14 @@ from dag_factory.steps.train import train_model
 log = logging.getLogger(__name__)
 
 SKIP_FILE = "skipped.json"
+DATA_ERROR_FILE = "error.json"
 
 
 def load_task(spec: ExperimentSpec, folder: Path) -> dict[str, Any]:
     """Load the data and keep a raw copy as Parquet in ``folder/data``."""
     data_dir = folder / "data"
-    frame, origin = load_data(spec.data, cache_dir=data_dir / "source")
+    with recording_data_errors(folder):
+        frame, origin = load_data(spec.data, cache_dir=data_dir / "source", base=Project.locate().root)
     raw_path = data_dir / "raw.parquet"
     _to_parquet(frame, raw_path)
     log.info("Loaded %d rows x %d columns from %s into %s", len(frame), frame.shape[1], origin, raw_path)
@@ -60,7 +65,8 @@ def preprocess_task(
     ``config`` is the run's ``config_fingerprint``: a changed spec retrains even on the same data.
     """
     (folder / "data" / SKIP_FILE).unlink(missing_ok=True)
-    meta = preprocess(pd.read_parquet(loaded["raw_path"]), spec.data, spec.split, folder / "data")
+    with recording_data_errors(folder):
+        meta = preprocess(pd.read_parquet(loaded["raw_path"]), spec.data, spec.split, folder / "data")
     meta["config_fingerprint"] = config
     write_json(folder / "data" / "meta.json", meta)
     current = champion(results, spec.experiment)
@@ -73,6 +79,19 @@ def preprocess_task(
         write_json(folder / "data" / SKIP_FILE, {"reason": reason})
         raise NothingToDo(reason)
     return meta
+
+
+@contextmanager
+def recording_data_errors(folder: Path) -> Iterator[None]:
+    """Log a DataError as its one sentence and keep it in data/error.json, for the CLI to print after the run."""
+    record = folder / "data" / DATA_ERROR_FILE
+    record.unlink(missing_ok=True)  # left by an earlier try of this task
+    try:
+        yield
+    except DataError as err:
+        write_json(record, {"error": str(err)})
+        log.error("Data problem, the run stops before training: %s", err)
+        raise
 
 
 def train_task(
@@ -105,13 +124,19 @@ def promote_task(spec: ExperimentSpec, folder: Path, results: Path) -> dict[str,
 
 
 def report_task(spec: ExperimentSpec, folder: Path) -> None:
-    """Log the leaderboard; raise when any model failed, so the run is not a silent success."""
+    """Log the leaderboard and write report.html; raise when any model failed, so the run is not a silent success."""
     _require_data(folder)
     board_path = folder / LEADERBOARD_FILE
     if not board_path.exists():
         raise ModelError(f"the run stopped before the leaderboard was written ({board_path}); see the failed task's log")
     board = read_json(board_path)
     log.info("Leaderboard of %s, run %s:\n%s", spec.experiment, board["run_id"], leaderboard_table(board))
+    log.info("HTML report written to %s", write_report(board, folder / REPORT_FILE))
+    if board["winner"] is not None and board["decision"] is None:
+        raise ModelError(f"the promotion of {board['winner']} did not finish (see the promote task's log); "
+                         "the champion is unchanged, clear the promote task to try again")
+    if board["failed"] and board["winner"] is None and board["decision"]["reason"].startswith("every model failed"):
+        raise ModelError(f"nothing was promoted: {board['decision']['reason']}")
     if board["failed"]:
         raise ModelError(f"{len(board['failed'])} of {len(spec.models)} model(s) failed: {', '.join(board['failed'])}; "
                          "the others were compared without them (see the leaderboard and the failed tasks' logs)")
@@ -124,15 +149,21 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
         yield
         return
 
+    start = time.monotonic()
+    outer, _ = signal.getitimer(signal.ITIMER_REAL)  # an Airflow execution_timeout uses the same timer
+
     def expire(signum: int, frame: Any) -> None:
+        if time.monotonic() - start < seconds - 0.01 and callable(previous):
+            previous(signum, frame)  # the outer deadline came first: let its handler act
         raise ModelError(f"{what} exceeded its time limit of {seconds:g}s (timeout_minutes in the spec)")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer) if outer else seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        left = outer - (time.monotonic() - start) if outer else 0.0
+        signal.setitimer(signal.ITIMER_REAL, max(left, 0.0))  # hand back what is left of the outer deadline
         signal.signal(signal.SIGALRM, previous)
 
 

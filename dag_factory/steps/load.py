@@ -2,45 +2,57 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import shutil
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 import pandas as pd
 
-from dag_factory.errors import DataError, did_you_mean
+from dag_factory.errors import DataError, DownloadError, did_you_mean
 from dag_factory.spec import DataSpec, DownloadSpec
 
 log = logging.getLogger(__name__)
 
 SKLEARN_LOADERS = ("breast_cancer", "wine", "iris")
 _LOCAL_SCHEMES = ("", "file")
+PARQUET_MAGIC = b"PAR1"
 
 
-def load_data(data: DataSpec, cache_dir: Path) -> tuple[pd.DataFrame, str]:
+def load_data(data: DataSpec, cache_dir: Path, base: Path | None = None) -> tuple[pd.DataFrame, str]:
     """Return the raw table and a one-line description of where it came from.
 
     Remote sources are downloaded once into ``cache_dir`` so every later step, and a
-    retry of this one, reads the same bytes.
+    retry of this one, reads the same bytes. Relative file paths start at ``base`` (the
+    project folder), not at whatever folder the Airflow worker happens to run in.
     """
     source = data.source
     if source.startswith("sklearn:"):
         return _sklearn_frame(source.removeprefix("sklearn:"), data.target), f"scikit-learn loader {source}"
     scheme = urlparse(source).scheme
     if scheme in _LOCAL_SCHEMES or len(scheme) == 1:  # a Windows drive letter is not a scheme
-        path = Path(source.removeprefix("file://")).expanduser()
-        if not path.exists():
-            raise DataError(f"data.source: file {path} does not exist; check the path (relative paths start at the project folder)")
-        local = path
+        local = _local_path(source, base)
     elif scheme in ("http", "https"):
         local = download(source, cache_dir, data.download)
     else:
         local = _fetch_fsspec(source, cache_dir)
     return read_table(local, data), f"{source} ({local.stat().st_size:,} bytes)"
+
+
+def _local_path(source: str, base: Path | None) -> Path:
+    """A local source as an existing file path, relative paths taken from ``base``."""
+    path = Path(source.removeprefix("file://")).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    if not path.is_file():
+        raise DataError(f"data.source: file {path} does not exist; check the path "
+                        "(a relative path starts at the project folder)")
+    return path
 
 
 def _sklearn_frame(name: str, target: str) -> pd.DataFrame:
@@ -59,69 +71,142 @@ def _sklearn_frame(name: str, target: str) -> pd.DataFrame:
     return frame
 
 
+#: HTTP statuses worth retrying: the server may answer differently a moment later.
+TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Errors of one download attempt that a later attempt may not meet.
+TRANSIENT_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException)
+
+
 def download(url: str, cache_dir: Path, options: DownloadSpec) -> Path:
-    """Download ``url`` into ``cache_dir`` with a timeout and retries with exponential backoff."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    name = Path(urlparse(url).path).name or "download"
-    target = cache_dir / name
+    """Download ``url`` into ``cache_dir`` once, with a timeout and retries with exponential backoff.
+
+    A complete earlier download in the same run folder (a retried task) is reused, so every
+    step of a run reads the same bytes. Client errors such as 404 are not retried.
+    """
+    target = _cache_path(url, cache_dir)
+    if target.exists():
+        log.info("Using %s, downloaded earlier in this run from %s", target, url)
+        return target
     attempts = options.retries + 1
     for attempt in range(1, attempts + 1):
         try:
-            with urllib.request.urlopen(url, timeout=options.timeout_seconds) as response:
-                partial = target.with_suffix(target.suffix + ".part")
-                with partial.open("wb") as out:
-                    shutil.copyfileobj(response, out)
-            partial.replace(target)
+            _fetch_http(url, target, options.timeout_seconds)
             log.info("Downloaded %s (%s bytes) to %s on attempt %d", url, f"{target.stat().st_size:,}", target, attempt)
             return target
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-            reason = getattr(err, "reason", err)
-            if attempt == attempts:
-                raise DataError(f"data.source: downloading {url} failed after {attempts} attempt(s): {reason}") from err
+        except TRANSIENT_ERRORS as err:
+            reason = _describe(err)
+            permanent = isinstance(err, urllib.error.HTTPError) and err.code not in TRANSIENT_HTTP
+            if permanent or attempt == attempts:
+                raise (DataError if permanent else DownloadError)(
+                    f"data.source: downloading {url} failed after {attempt} attempt(s) ({reason}); "
+                    "check the URL, or raise data.download.retries or timeout_seconds if the server is slow"
+                ) from err
             delay = options.backoff_seconds * 2 ** (attempt - 1)
             log.warning("Download of %s failed (%s), attempt %d of %d; retrying in %.1fs", url, reason, attempt, attempts, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
 
 
+def _fetch_http(url: str, target: Path, timeout: float) -> None:
+    """One download attempt; a body shorter than its Content-Length counts as a failed attempt."""
+    request = urllib.request.Request(url, headers={"User-Agent": "dag-factory"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        expected = response.headers.get("Content-Length")
+        size = _save_stream(response, target)
+    if expected is not None and expected.isdigit() and int(expected) != size:
+        target.unlink()
+        raise http.client.IncompleteRead(b"", int(expected) - size)
+
+
+def _describe(err: Exception) -> str:
+    """A short reason for a failed attempt: 'HTTP 503 Service Unavailable', 'timed out', ..."""
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    if isinstance(err, http.client.IncompleteRead):
+        return f"connection closed {err.expected} byte(s) before the end of the file"
+    return str(getattr(err, "reason", None) or err or type(err).__name__)
+
+
 def _fetch_fsspec(url: str, cache_dir: Path) -> Path:
-    """Copy an fsspec URL (s3://, gs://, ...) into the cache."""
+    """Copy an fsspec URL (s3://, gs://, memory://, ...) into the cache, once per run folder."""
     import fsspec
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / (Path(urlparse(url).path).name or "download")
+    target = _cache_path(url, cache_dir)
+    if target.exists():
+        log.info("Using %s, copied earlier in this run from %s", target, url)
+        return target
     try:
-        with fsspec.open(url, "rb") as src, target.open("wb") as out:
-            shutil.copyfileobj(src, out)
+        with fsspec.open(url, "rb") as source:
+            _save_stream(source, target)
     except ImportError as err:
-        raise DataError(f"data.source: reading {url} needs an fsspec driver that is not installed: {err}") from err
+        raise DataError(f"data.source: reading {url} needs an fsspec driver that is not installed ({err})") from err
     except (OSError, ValueError) as err:
-        raise DataError(f"data.source: cannot read {url}: {err}") from err
+        raise DataError(f"data.source: cannot read {url} ({type(err).__name__}: {err}); check the URL and your credentials") from err
+    log.info("Copied %s (%s bytes) to %s", url, f"{target.stat().st_size:,}", target)
     return target
+
+
+def _cache_path(url: str, cache_dir: Path) -> Path:
+    """Where a remote source is kept in the run folder: its file name from the URL."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return cache_dir / (Path(urlparse(url).path).name or "download")
+
+
+def _save_stream(stream: BinaryIO, target: Path) -> int:
+    """Copy a stream to ``target`` through a temporary file, so a broken copy never looks complete."""
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        with partial.open("wb") as out:
+            shutil.copyfileobj(stream, out)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target.stat().st_size
 
 
 def read_table(path: Path, data: DataSpec) -> pd.DataFrame:
     """Parse a CSV or Parquet file, with a clear error when it is empty or not that format."""
-    if path.stat().st_size == 0:
-        raise DataError(f"data.source: {path} is empty (0 bytes)")
     kind = data.format
     if kind == "auto":
         kind = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+    _check_content(path, kind)
     try:
         if kind == "parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, header=0 if data.header else None)
+            frame = pd.read_csv(path, header=0 if data.header else None, na_values=data.missing_values or None)
     except Exception as err:  # pandas and pyarrow raise many types for a malformed file
-        raise DataError(f"data.source: {path} is not a valid {kind.upper()} file: {err}") from err
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"data.source: {path} is not a valid {kind.upper()} file ({first_line}); "
+                        "check the file, or set data.format") from err
     if frame.empty:
-        raise DataError(f"data.source: {path} has no data rows")
-    if not data.header:
-        names = data.columns or [f"col_{i}" for i in range(frame.shape[1])]
-        if len(names) != frame.shape[1]:
+        raise DataError(f"data.source: {path} has no data rows, only a header; check the file")
+    if data.columns is not None:
+        if len(data.columns) != frame.shape[1]:
             raise DataError(
-                f"data.columns names {len(names)} columns but {path.name} has {frame.shape[1]}; "
-                "list one name per column"
+                f"data.columns names {len(data.columns)} columns but {path.name} has {frame.shape[1]}; "
+                "list one name per column, in file order"
             )
-        frame.columns = names
+        frame.columns = data.columns
+    elif not data.header:
+        frame.columns = [f"col_{i}" for i in range(frame.shape[1])]
     return frame
+
+
+def _check_content(path: Path, kind: str) -> None:
+    """Catch an empty file, or one that is plainly not the format it claims, before pandas guesses."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if not head.strip():
+        raise DataError(f"data.source: {path} is empty; check that the file was written completely")
+    is_parquet = head.startswith(PARQUET_MAGIC)
+    if kind == "parquet" and not is_parquet:
+        raise DataError(f"data.source: {path} is not a Parquet file (no Parquet header); "
+                        "set data.format: csv if it is a CSV file")
+    if kind == "csv" and is_parquet:
+        raise DataError(f"data.source: {path} is a Parquet file, not CSV; set data.format: parquet")
+    if kind == "csv" and head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+        raise DataError(f"data.source: {path} is an HTML page, not CSV; the URL probably points to a web page "
+                        "instead of the file itself")
+    if kind == "csv" and b"\x00" in head:
+        raise DataError(f"data.source: {path} is binary, not a CSV text file; check the file or set data.format")

@@ -15,14 +15,32 @@ from sklearn.preprocessing import label_binarize
 from dag_factory.spec import LOWER_IS_BETTER
 
 
-def predicted_labels(proba: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Class codes from probabilities: positive when p >= threshold (binary), else the argmax."""
+DEFAULT_THRESHOLD = 0.5
+
+
+def predicted_labels(proba: np.ndarray, threshold: float | None = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Class codes from probabilities: positive when p >= threshold (binary; None means 0.5), else the argmax."""
     if proba.shape[1] == 2:
-        return (proba[:, 1] >= threshold).astype(int)
+        return (proba[:, 1] >= (DEFAULT_THRESHOLD if threshold is None else threshold)).astype(int)
     return proba.argmax(axis=1)
 
 
-def classification_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+def threshold_for_recall(y_true: np.ndarray, score: np.ndarray, target: float) -> float:
+    """The highest threshold at which at least ``target`` of the positives (code 1) score p >= threshold.
+
+    The highest such threshold flags the fewest negatives, so it keeps the most specificity the
+    target sensitivity allows.
+    """
+    positives = np.sort(np.asarray(score)[np.asarray(y_true) == 1])[::-1]
+    if positives.size == 0:
+        raise ValueError("cannot choose a threshold for a target recall without any positive example")
+    needed = min(max(int(np.ceil(target * positives.size - 1e-9)), 1), positives.size)
+    return float(positives[needed - 1])
+
+
+def classification_metrics(
+    y_true: np.ndarray, proba: np.ndarray, threshold: float | None = DEFAULT_THRESHOLD
+) -> dict[str, float]:
     """All metrics of one set of predictions; ``proba`` has one column per class code."""
     y_true = np.asarray(y_true)
     n_classes = proba.shape[1]
@@ -47,7 +65,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: flo
     return {k: float(v) for k, v in result.items()}
 
 
-def confusion(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> list[list[int]]:
+def confusion(y_true: np.ndarray, proba: np.ndarray, threshold: float | None = DEFAULT_THRESHOLD) -> list[list[int]]:
     """Confusion matrix (rows = true class code, columns = predicted) as plain lists."""
     labels = list(range(proba.shape[1]))
     return skm.confusion_matrix(y_true, predicted_labels(proba, threshold), labels=labels).tolist()
@@ -100,5 +118,10 @@ def _brier(y_true: np.ndarray, proba: np.ndarray) -> float:
 
 
 def metric_is_better(metric: str, a: float, b: float, margin: float = 0.0) -> bool:
-    """Whether score ``a`` beats ``b`` by more than ``margin`` on ``metric`` (direction-aware)."""
-    return a < b - margin if metric in LOWER_IS_BETTER else a > b + margin
+    """Whether score ``a`` beats ``b`` on ``metric`` (direction-aware): strictly, and by at least ``margin``.
+
+    An equal score never wins, so retraining on unchanged data does not churn the champion;
+    the tolerance keeps a gain of exactly ``margin`` from losing to float rounding.
+    """
+    gain = b - a if metric in LOWER_IS_BETTER else a - b
+    return bool(gain > 0 and gain >= margin - 1e-12)

@@ -18,7 +18,7 @@ from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, Stratified
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from dag_factory.errors import ModelError, did_you_mean
+from dag_factory.errors import ModelConfigError, ModelError, did_you_mean
 from dag_factory.loader import allowed_modules
 from dag_factory.spec import CatalogEntry, ModelEntry
 
@@ -54,19 +54,20 @@ def search_scoring(metric: str, n_classes: int) -> str:
 def import_estimator(path: str) -> type[BaseEstimator]:
     """Import an estimator class, refusing any module outside the allow-list before importing it."""
     if not path.startswith(allowed_modules()):
-        raise ModelError(
+        raise ModelConfigError(
             f'estimator "{path}" is not in an allowed module ({", ".join(allowed_modules())}); '
-            "add its module to DAG_FACTORY_ALLOWED_MODULES if you trust it"
+            "add its module to DAG_FACTORY_ALLOWED_MODULES (comma-separated) if you trust it"
         )
     module_name, _, class_name = path.rpartition(".")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ModelError(f'estimator "{path}": cannot import module {module_name}: {err}') from err
+        raise ModelConfigError(f'estimator "{path}": cannot import module {module_name}: {err}') from err
     estimator = getattr(module, class_name, None)
-    if estimator is None:
+    if not isinstance(estimator, type):
         names = [n for n in dir(module) if not n.startswith("_")]
-        raise ModelError(f'estimator "{path}": {module_name} has no "{class_name}"{did_you_mean(class_name, names)}')
+        raise ModelConfigError(
+            f'estimator "{path}": {module_name} has no class "{class_name}"{did_you_mean(class_name, names)}')
     return estimator
 
 
@@ -81,16 +82,19 @@ def estimator_params(catalog: CatalogEntry, entry: ModelEntry) -> dict[str, Any]
 
 
 def check_param_names(estimator: type[BaseEstimator], params: dict[str, Any], label: str, key: str = "params") -> None:
-    """Raise a ModelError naming any param the estimator does not accept."""
-    valid = set(estimator().get_params())
-    if "kwargs" in inspect.signature(estimator.__init__).parameters:
+    """Raise a ModelConfigError naming every param the estimator does not accept.
+
+    Reads the constructor's signature, so estimators whose arguments are all required work too.
+    """
+    signature = inspect.signature(estimator.__init__).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature):
         return  # XGBoost passes unknown keyword arguments through to its booster
-    for name in params:
-        if name not in valid:
-            raise ModelError(
-                f'model "{label}": {key}.{name} is not a parameter of {estimator.__name__}'
-                f"{did_you_mean(name, valid)}"
-            )
+    valid = [p.name for p in signature if p.name != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = [name for name in params if name not in valid]
+    if unknown:
+        raise ModelConfigError("; ".join(
+            f'model "{label}": {key}.{name} is not a parameter of {estimator.__name__}{did_you_mean(name, valid)}'
+            for name in unknown) + f"; valid parameters: {', '.join(sorted(valid))}")
 
 
 def build_pipeline(

@@ -13,6 +13,10 @@ from dag_factory.steps.validate import positive_label
 
 log = logging.getLogger(__name__)
 
+MISSING_LABEL = "(missing)"
+#: Statistics of a numeric column, as pandas' describe() names them.
+STAT_KEYS = ("mean", "std", "min", "25%", "50%", "75%", "max")
+
 
 def profile(frame: pd.DataFrame, data: DataSpec, top: int = 10) -> dict[str, Any]:
     """Row and column counts, class balance, per-column statistics and top target correlations."""
@@ -29,12 +33,20 @@ def profile(frame: pd.DataFrame, data: DataSpec, top: int = 10) -> dict[str, Any
         "top_correlations": [],
     }
     if has_target:
-        counts = frame[data.target].astype(str).value_counts()
-        result["class_balance"] = {
-            str(k): {"count": int(v), "share": round(float(v) / len(frame), 4)} for k, v in counts.items()
-        }
-        result["top_correlations"] = _target_correlations(frame, data, top)
+        result["class_balance"] = _class_balance(frame[data.target])
+        result["top_correlations"] = _target_correlations(frame.drop(columns=_present(frame, data.drop)), data, top)
     return result
+
+
+def _class_balance(target: pd.Series) -> dict[str, dict[str, Any]]:
+    """Rows per class, largest first; rows without a target are counted as '(missing)'."""
+    counts = target.astype(object).where(target.notna(), MISSING_LABEL).astype(str).value_counts()
+    return {str(k): {"count": int(v), "share": round(float(v) / len(target), 4)} for k, v in counts.items()}
+
+
+def _present(frame: pd.DataFrame, names: list[str]) -> list[str]:
+    """The names that are columns of ``frame`` (the raw data may lack a misspelt one)."""
+    return [n for n in names if n in frame.columns]
 
 
 def log_profile(summary: dict[str, Any]) -> None:
@@ -45,6 +57,7 @@ def log_profile(summary: dict[str, Any]) -> None:
         log.info("Class %s: %d rows (%.1f%%)", label, info["count"], 100 * info["share"])
     for item in summary["top_correlations"][:5]:
         log.info("Correlation with target: %s %.3f", item["column"], item["correlation"])
+    log.info("Per-column statistics:\n%s", "\n".join(_column_table(summary["columns_stats"])))
 
 
 def to_markdown(summary: dict[str, Any]) -> str:
@@ -62,15 +75,21 @@ def to_markdown(summary: dict[str, Any]) -> str:
         "|---|---:|---:|",
     ]
     lines += [f"| {k} | {v['count']} | {v['share']:.1%} |" for k, v in summary["class_balance"].items()]
-    lines += ["", "## Columns", "", "| column | type | missing | mean | std | min | median | max | distinct |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, s in summary["columns_stats"].items():
-        cells = [_fmt(s.get(k)) for k in ("mean", "std", "min", "50%", "max")]
-        lines.append(f"| {name} | {s['dtype']} | {s['missing']} | {' | '.join(cells)} | {s['distinct']} |")
+    lines += ["", "## Columns", "", *_column_table(summary["columns_stats"])]
     if summary["top_correlations"]:
         lines += ["", "## Top correlations with the target", "", "| column | correlation |", "|---|---:|"]
         lines += [f"| {c['column']} | {c['correlation']:.3f} |" for c in summary["top_correlations"]]
     return "\n".join(lines) + "\n"
+
+
+def _column_table(stats: dict[str, dict[str, Any]]) -> list[str]:
+    """Per-column statistics as Markdown table rows (for profile.md and the task log)."""
+    lines = ["| column | type | missing | mean | std | min | 25% | median | 75% | max | distinct |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, s in stats.items():
+        cells = " | ".join(_fmt(s.get(k)) for k in STAT_KEYS)
+        lines.append(f"| {name} | {s['dtype']} | {s['missing']} | {cells} | {s['distinct']} |")
+    return lines
 
 
 def _column_stats(column: pd.Series) -> dict[str, Any]:
@@ -81,7 +100,7 @@ def _column_stats(column: pd.Series) -> dict[str, Any]:
     }
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         described = column.describe()
-        for key in ("mean", "std", "min", "25%", "50%", "75%", "max"):
+        for key in STAT_KEYS:
             value = described.get(key)
             stats[key] = None if value is None or pd.isna(value) else round(float(value), 6)
     return stats
@@ -89,6 +108,7 @@ def _column_stats(column: pd.Series) -> dict[str, Any]:
 
 def _target_correlations(frame: pd.DataFrame, data: DataSpec, top: int) -> list[dict[str, Any]]:
     """Pearson correlation of numeric columns with the positive class (binary) or each class (strongest)."""
+    frame = frame[frame[data.target].notna()]
     target = frame[data.target]
     numeric = frame.drop(columns=[data.target]).select_dtypes("number")
     if numeric.empty:
@@ -108,4 +128,5 @@ def _target_correlations(frame: pd.DataFrame, data: DataSpec, top: int) -> list[
 
 
 def _fmt(value: Any) -> str:
+    """A statistic for the Markdown table: 4 significant digits, blank when undefined."""
     return "" if value is None else f"{value:.4g}"

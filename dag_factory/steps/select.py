@@ -3,11 +3,14 @@
 Ranking rule (documented in the README): eligible models first; then the better CV mean of
 the spec's metric; ties go to the lower CV standard deviation, then the faster mean fit,
 then the name in alphabetical order. The held-out test split is reported, never used to rank.
+With ``selection.threshold`` the threshold-dependent metrics (recall, specificity, precision, ...)
+are each model's at its own chosen threshold, so gates judge the operating point that is deployed.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +43,9 @@ def gate_failures(cv: dict[str, dict[str, float]], require: dict[str, float]) ->
     reasons = []
     for metric, bound in require.items():
         value = cv[metric]["mean"]
-        if metric in LOWER_IS_BETTER and value > bound:
+        if metric in LOWER_IS_BETTER and not value <= bound:  # `not <=` also refuses NaN (undefined on a fold)
             reasons.append(f"{metric} {value:.4f} > required maximum {bound}")
-        elif metric not in LOWER_IS_BETTER and value < bound:
+        elif metric not in LOWER_IS_BETTER and not value >= bound:
             reasons.append(f"{metric} {value:.4f} < required minimum {bound}")
     return reasons
 
@@ -52,7 +55,8 @@ def rank_key(metric: str):
     sign = 1 if metric in LOWER_IS_BETTER else -1
 
     def key(row: dict[str, Any]) -> tuple:
-        return (not row["eligible"], sign * row["cv"][metric]["mean"], row["cv"][metric]["std"],
+        score = sign * row["cv"][metric]["mean"]
+        return (not row["eligible"], math.inf if math.isnan(score) else score, row["cv"][metric]["std"],
                 row["cv"]["fit_seconds"]["mean"], row["name"])
 
     return key
@@ -79,10 +83,15 @@ def select(spec: ExperimentSpec, run_dir: Path, run_id: str) -> dict[str, Any]:
             "ineligible_reasons": row["ineligible_reasons"],
             "cv": {m: row["cv"][m] for m in (*METRICS, "fit_seconds", "predict_seconds")},
             "test": row["test"],
+            "test_confusion_matrix": row["test_confusion_matrix"],
+            "threshold": row["threshold"],
             "params": row["params"],
             "chosen_params": row["chosen_params"],
             "model_path": row["model_path"],
             "model_sha256": row["model_sha256"],
+            "top_features": row["top_features"],
+            "importance_kind": row["importance_kind"],
+            "plots": row["plots"],
         })
     rows += [{"rank": None, **{k: e.get(k) for k in ("name", "model", "status", "error")}}
              for e in entries if e["status"] != "ok"]
@@ -94,6 +103,8 @@ def select(spec: ExperimentSpec, run_dir: Path, run_id: str) -> dict[str, Any]:
         "ranking_rule": "eligible first; best CV mean of the metric; then lower CV std; then faster fit; then name",
         "cv_protocol": {"folds": spec.cv.folds, "repeats": spec.cv.repeats, "seed": spec.cv.seed},
         "require": spec.selection.require,
+        "threshold": spec.selection.threshold.model_dump() if spec.selection.threshold else None,
+        "classes": next((e["classes"] for e in trained), None),
         "winner": winner["name"] if winner else None,
         "leaderboard": rows,
         "failed": [e["name"] for e in entries if e["status"] == "failed"],

@@ -38,32 +38,56 @@ def clean(frame: pd.DataFrame, data: DataSpec) -> tuple[pd.DataFrame, list[str]]
     check_columns(frame, data)
     notes: list[str] = []
     frame = frame.drop(columns=data.drop)
-    missing_target = int(frame[data.target].isna().sum())
-    if missing_target:
-        frame = frame[frame[data.target].notna()]
-        notes.append(f"dropped {missing_target} row(s) without a target value")
+    frame = _rows_with_target(frame, data, notes)
     features = [c for c in frame.columns if c != data.target]
     if not features:
-        raise DataError("data: no feature columns are left after dropping the target and data.drop")
+        raise DataError("data: no feature columns are left after dropping the target and data.drop; "
+                        "check data.drop and data.columns")
     for column in features:
         if frame[column].isna().all():
             raise DataError(f'data: column "{column}" is entirely empty; add it to data.drop')
         if column not in data.categorical:
             frame[column] = _numeric(frame[column], column)
     _check_missing_share(frame[features], data.max_missing_share)
-    duplicates = int(frame.duplicated().sum())
-    if duplicates:
-        if data.drop_duplicates:
-            frame = frame.drop_duplicates()
-            notes.append(f"dropped {duplicates} duplicate row(s) (data.drop_duplicates is true)")
-        else:
-            notes.append(f"found {duplicates} duplicate row(s); kept them (set data.drop_duplicates: true to drop)")
+    frame = _handle_duplicates(frame, data, notes)
     if len(frame) < data.min_rows:
-        raise DataError(f"data: only {len(frame)} usable row(s), fewer than data.min_rows ({data.min_rows})")
-    _check_classes(frame[data.target], data)
-    for note in notes:
-        log.warning("Cleaning: %s", note)
+        raise DataError(f"data: only {len(frame)} usable row(s), fewer than data.min_rows ({data.min_rows}); "
+                        "add data, or lower data.min_rows if you accept so little")
+    _check_classes(frame[data.target], data, notes)
     return frame[[*features, data.target]].reset_index(drop=True), notes
+
+
+def _rows_with_target(frame: pd.DataFrame, data: DataSpec, notes: list[str]) -> pd.DataFrame:
+    """Drop rows without a target, and give the target one type (a CSV column with gaps reads 1 as 1.0)."""
+    target = frame[data.target]
+    if target.isna().all():
+        raise DataError(f'data.target: column "{data.target}" has no values at all; check data.target and the file')
+    missing = int(target.isna().sum())
+    if missing:
+        frame = frame[target.notna()].copy()
+        _note(notes, f"dropped {missing} row(s) without a target value")
+    target = frame[data.target]
+    if pd.api.types.is_float_dtype(target) and (target % 1 == 0).all():
+        frame[data.target] = target.astype("int64")
+    return frame
+
+
+def _handle_duplicates(frame: pd.DataFrame, data: DataSpec, notes: list[str]) -> pd.DataFrame:
+    """Report duplicate rows; drop them only when the spec says so (they may be real repeat cases)."""
+    duplicates = int(frame.duplicated().sum())
+    if not duplicates:
+        return frame
+    if data.drop_duplicates:
+        _note(notes, f"dropped {duplicates} duplicate row(s) (data.drop_duplicates is true)")
+        return frame.drop_duplicates()
+    _note(notes, f"found {duplicates} duplicate row(s) and kept them; set data.drop_duplicates: true to drop them")
+    return frame
+
+
+def _note(notes: list[str], text: str) -> None:
+    """Record a cleaning note and log it at once, so it is in the log even if a later check fails."""
+    notes.append(text)
+    log.warning("Cleaning: %s", text)
 
 
 def positive_label(labels: pd.Series, data: DataSpec) -> object | None:
@@ -77,10 +101,12 @@ def positive_label(labels: pd.Series, data: DataSpec) -> object | None:
     return None
 
 
-def _check_classes(target: pd.Series, data: DataSpec) -> None:
+def _check_classes(target: pd.Series, data: DataSpec, notes: list[str]) -> None:
+    """At least two classes, the positive class among them, and enough rows of each to stratify."""
     classes = sorted(target.astype(str).unique())
     if len(classes) < 2:
-        raise DataError(f'data.target: column "{data.target}" has only one class ({classes[0]}); a classifier needs at least two')
+        raise DataError(f'data.target: column "{data.target}" has only one class ({classes[0]}); '
+                        "a classifier needs at least two, check data.target and the file")
     if data.positive_class is not None and positive_label(target, data) is None:
         raise DataError(
             f'data.positive_class: "{data.positive_class}" is not a value of "{data.target}"'
@@ -91,9 +117,13 @@ def _check_classes(target: pd.Series, data: DataSpec) -> None:
             f"data.positive_class: the target is binary ({', '.join(classes)}); name the positive class "
             "so recall, precision and ROC-AUC are computed for the right one"
         )
+    if len(classes) > 2 and data.positive_class is not None:
+        _note(notes, f"data.positive_class ({data.positive_class}) is not used: the target has {len(classes)} "
+                     "classes, so metrics are macro-averaged over all of them")
     for label, count in target.astype(str).value_counts().items():
         if count < 2:
-            raise DataError(f'data.target: class "{label}" has only {count} row; each class needs at least 2 rows to stratify')
+            raise DataError(f'data.target: class "{label}" has only {count} row; each class needs at least 2 rows '
+                            "to stratify the split, so add rows or drop that class")
 
 
 def _numeric(column: pd.Series, name: str) -> pd.Series:
@@ -106,12 +136,14 @@ def _numeric(column: pd.Series, name: str) -> pd.Series:
         sample = ", ".join(repr(v) for v in bad.astype(str).unique()[:5])
         raise DataError(
             f'data: column "{name}" should be numeric but has {len(bad)} non-numeric value(s), e.g. {sample}; '
-            "fix the data, or list the column under data.categorical or data.drop"
+            "fix the data, list such markers of a missing value under data.missing_values, "
+            "or list the column under data.categorical or data.drop"
         )
     return converted.astype(float)
 
 
 def _check_missing_share(features: pd.DataFrame, limit: float) -> None:
+    """Columns mostly imputed teach a model the imputer, not the data: stop above the spec's limit."""
     shares = features.isna().mean()
     over = shares[shares > limit]
     if len(over):

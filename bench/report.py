@@ -1,0 +1,109 @@
+"""Render bench/results/*.json as the tables of BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from common import RESULTS, ROOT
+
+INTRO = """# Benchmarks
+
+What the factory costs, measured on the project's CI machine with `make bench` (or
+`cd bench && ../.venv/bin/python run.py parse overhead data install parallel`). Every figure
+is the median of repeated runs with min and max beside it, unless a table says otherwise.
+Raw numbers: `bench/results/*.json`. Re-running overwrites them and this file.
+"""
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def fmt(s: dict, unit: str = "s", scale: float = 1.0) -> str:
+    return f"{s['median'] * scale:.2f} {unit} ({s['min'] * scale:.2f}–{s['max'] * scale:.2f})"
+
+
+def machine_line(result: dict) -> str:
+    m = result["machine"]
+    pkgs = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    return f"_Taken {result['taken']} on {m['cpus']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}; {pkgs}._"
+
+
+def parse_section(r: dict) -> list[str]:
+    lines = ["## 1. DAG parsing", "",
+             "A fresh process with Airflow imported (as in the dag-processor) fills a DagBag from `dags/` "
+             f"holding N generated experiments ({r['repeats']} repeats). \"One task\" sets the parsing context of one "
+             "task of one DAG, as a worker does before running it.", "",
+             "| experiments | full parse | per experiment | one-task parse | DAGs built for one task |",
+             "|---:|---:|---:|---:|---:|"]
+    for row in r["rows"]:
+        lines.append(f"| {row['experiments']} | {fmt(row['full_parse_seconds'])} | {row['per_experiment_ms']:.1f} ms "
+                     f"| {fmt(row['one_task_parse_seconds'])} | {row['one_task_dags_built']} |")
+    return lines + ["", machine_line(r), ""]
+
+
+def overhead_section(r: dict) -> list[str]:
+    return ["## 2. Orchestration overhead", "",
+            "breast_cancer (4 models, 5-fold CV) in a fresh project copy, so every run trains.", "",
+            "| how | wall time |", "|---|---:|",
+            f"| `dag-factory run` (Airflow `dag.test()`, whole command) | {fmt(r['airflow_command_seconds'])} |",
+            f"| of which the DAG run itself | {fmt(r['airflow_dag_run_seconds'])} |",
+            f"| plain Python script, same task functions (`bench/plain_run.py`) | {fmt(r['plain_script_seconds'])} |",
+            f"| **ratio (medians)** | **{r['ratio_median']:.2f}x** |", "", machine_line(r), ""]
+
+
+def data_section(r: dict) -> list[str]:
+    lines = ["## 4. Data size", "",
+             f"Synthetic binary data (`make_classification`, 50 float32 features) as Parquet; logistic regression and "
+             f"XGBoost (hist, 100 trees), {r['cv_folds']}-fold CV. Each step in its own process, as an Airflow task; "
+             "one run per size.", "",
+             "| rows | step | wall time | peak RSS |", "|---:|---|---:|---:|"]
+    for size in r["rows"]:
+        for s in size["steps"]:
+            name = s["step"] + (f" {s['model']}" if s["model"] else "")
+            lines.append(f"| {size['rows']:,} | {name} | {s['seconds']:.1f} s | {s['peak_rss_mib']:.0f} MiB |")
+        lines.append(f"| {size['rows']:,} | **all steps** | **{size['total_seconds']:.1f} s** | "
+                     f"**max {size['max_peak_rss_mib']:.0f} MiB** |")
+    return lines + ["", machine_line(r), ""]
+
+
+def install_section(r: dict) -> list[str]:
+    d = r["default_install"]
+    lines = ["## 5. Install", "",
+             "A new virtual environment and an empty uv cache: every wheel downloaded, as on a new machine (one run).", "",
+             "| what | time | disk |", "|---|---:|---:|",
+             f"| default dependencies (`uv pip install -c constraints.txt .`) | {d['seconds']:.1f} s | "
+             f"{d['venv_mib'] - d['empty_venv_mib']:.0f} MiB |"]
+    for name, w in r["xgboost_wheels"].items():
+        lines.append(f"| `{name}=={r['xgboost_version']}` alone | {w['seconds']:.1f} s | {w['added_mib']:.0f} MiB |")
+    return lines + ["", machine_line(r), ""]
+
+
+def parallel_section(r: dict) -> list[str]:
+    lines = ["## 3. Parallel speed-up", "", r.get("description", ""), "",
+             "| setting | DAG run wall time |", "|---|---:|"]
+    for name, s in r["runs"].items():
+        lines.append(f"| {name} | {fmt(s)} |")
+    lines.append(f"| **speed-up (medians)** | **{r['speedup_median']:.2f}x** |")
+    return lines + ["", machine_line(r), ""]
+
+
+SECTIONS = (("parse", parse_section), ("overhead", overhead_section), ("parallel", parallel_section),
+            ("data_size", data_section), ("install", install_section))
+
+
+def main() -> None:
+    body = [INTRO]
+    for name, render in SECTIONS:
+        result = load(name)
+        body += render(result) if result else [f"## {name}", "", "_Not measured yet._", ""]
+    notes = ROOT / "bench" / "NOTES.md"
+    if notes.exists():
+        body += [notes.read_text()]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(body).rstrip() + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Run the benchmarks and write BENCHMARKS.md. Usage: python run.py [parse|overhead|data|install|parallel ...]"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from common import save
+
+BENCHMARKS = {"parse": "parse", "overhead": "overhead", "data": "data_size", "install": "install",
+              "parallel": "parallel"}
+
+
+def main(names: list[str]) -> None:
+    for name in names or list(BENCHMARKS):
+        module = importlib.import_module(BENCHMARKS[name])
+        save(BENCHMARKS[name], module.main())
+    importlib.import_module("report").main()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,165 @@
+"""Helpers for the data tests: a wdbc.data copy, a loopback HTTP server, the champion's identity.
+
+Not a test module: the data test files import it, as they import conftest.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from dag_factory.files import read_json, sha256_file
+from dag_factory.layout import best_dir
+
+#: UCI's names for the 30 features of wdbc.data, in file order (the order of scikit-learn's copy).
+WDBC_FEATURES = [
+    f"{measure}_{stat}"
+    for stat in ("mean", "se", "worst")
+    for measure in ("radius", "texture", "perimeter", "area", "smoothness", "compactness", "concavity",
+                    "concave_points", "symmetry", "fractal_dimension")
+]
+WDBC_COLUMNS = ["id", "diagnosis", *WDBC_FEATURES]
+
+
+def wdbc_frame() -> pd.DataFrame:
+    """scikit-learn's bundled breast cancer data as UCI's wdbc.data table: id, diagnosis M/B, 30 features."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.data.copy()
+    frame.columns = WDBC_FEATURES
+    frame.insert(0, "diagnosis", ["M" if code == 0 else "B" for code in bunch.target])  # 0 is malignant
+    frame.insert(0, "id", range(842_000, 842_000 + len(frame)))
+    return frame
+
+
+def write_wdbc(path: Path, frame: pd.DataFrame | None = None) -> Path:
+    """Write a wdbc.data-style file, as UCI ships it: no header row, no index."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (wdbc_frame() if frame is None else frame).to_csv(path, header=False, index=False)
+    return path
+
+
+def wdbc_spec(name: str, source: str, extra: str = "") -> str:
+    """A spec for a wdbc.data file, with the same split, folds and models as conftest's fast_spec."""
+    return f"""\
+experiment: {name}
+description: Wisconsin breast cancer from a headerless wdbc.data file.
+retries: 0
+data:
+  source: "{source}"
+  header: false
+  columns: [{", ".join(WDBC_COLUMNS)}]
+  target: diagnosis
+  positive_class: M
+  drop: [id]
+{extra}cv: {{folds: 3, seed: 1}}
+models:
+  - model: logistic_regression
+  - model: random_forest
+    params: {{n_estimators: 20}}
+"""
+
+
+@dataclass
+class Server:
+    """A file server on 127.0.0.1 whose first ``failures`` requests answer ``status``, after ``stall`` seconds."""
+
+    root: Path
+    failures: int = 0
+    status: int = 503
+    stall: float = 0.0
+    port: int = 0
+    log: list[tuple[str, int]] = field(default_factory=list)  # (path, status) of every request
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+
+@contextmanager
+def serve(root: Path, failures: int = 0, status: int = 503, stall: float = 0.0) -> Iterator[Server]:
+    """Serve ``root`` over HTTP on a free loopback port for the duration of the block."""
+    server = Server(root, failures, status, stall)
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def do_GET(self) -> None:
+            if len(server.log) < server.failures:
+                server.log.append((self.path, server.status))
+                time.sleep(server.stall)
+                self.send_error(server.status)
+                return
+            server.log.append((self.path, 200 if (root / self.path.lstrip("/")).is_file() else 404))
+            super().do_GET()
+
+        def log_message(self, *args: object) -> None:  # keep the test output clean
+            pass
+
+    class Quiet(http.server.ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # a client that timed out and hung up is part of the test, not a failure
+
+    httpd = Quiet(("127.0.0.1", 0), Handler)
+    server.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def champion_identity(results: Path, experiment: str) -> tuple[str, str]:
+    """The champion's run id (from its model card) and the SHA-256 of its model.joblib."""
+    best = best_dir(results, experiment)
+    return read_json(best / "model_card.json")["run_id"], sha256_file(best / "model.joblib")
+
+
+def load_spec(tmp: Path, text: str):
+    """An ExperimentSpec from YAML text, read the way Airflow's parse reads it (file, loader, catalog)."""
+    from conftest import REPO
+    from dag_factory.loader import load_catalog, load_experiment
+
+    path = tmp / "spec.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_experiment(path, load_catalog(REPO / "models")[0])
+
+
+def prepare(spec, results: Path, run_id: str, force: bool = True, config: str = "tests") -> tuple[Path, dict]:
+    """Run the DAG's load, profile and preprocess task bodies without Airflow: the run folder and meta."""
+    from dag_factory.layout import run_dir
+    from dag_factory.tasks import load_task, preprocess_task, profile_task
+
+    folder = run_dir(results, spec.experiment, run_id)
+    loaded = load_task(spec, folder)
+    profile_task(spec, folder, loaded)
+    return folder, preprocess_task(spec, folder, results, loaded, config=config, force=force)
+
+
+def run_steps(spec, results: Path, run_id: str, force: bool = True) -> Path:
+    """Run every task body of the DAG in the DAG's order, without Airflow; return the run folder.
+
+    A DataError stops it where it stops the DAG: before any model trains or is promoted.
+    """
+    from conftest import REPO
+    from dag_factory.loader import load_catalog
+    from dag_factory.tasks import promote_task, select_task, train_task
+
+    catalog = load_catalog(REPO / "models")[0]
+    folder, meta = prepare(spec, results, run_id, force)
+    for entry in spec.models:
+        train_task(spec, folder, entry, catalog[entry.model], meta)
+    select_task(spec, folder, run_id)
+    promote_task(spec, folder, results)
+    return folder

@@ -1,0 +1,218 @@
+"""Promotion faults: SIGKILL at every file operation, racing runs, tampered artifacts, retries.
+
+Two real runs are trained once (steps only, no Airflow): a weak one-tree stump and a logistic
+regression. The stump is the champion; then the logistic regression is promoted while each
+fault is injected. Whatever happens, results/best/<experiment> must be one whole champion.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dag_factory.errors import ModelError
+from dag_factory.files import MANIFEST, manifest_problems, read_json
+from dag_factory.layout import best_dir
+from dag_factory.loader import load_catalog
+from dag_factory.spec import ExperimentSpec, config_fingerprint
+from dag_factory.steps import promote as promotion
+from dag_factory.tasks import load_task, preprocess_task, report_task, select_task, train_task
+
+from conftest import REPO
+
+EXPERIMENT = "promo"
+#: Every file-system call promote makes; the SIGKILL test stops the process before each in turn.
+FS_CALLS = [(os, "replace"), (os, "rename"), (os, "symlink"), (os, "mkdir"), (os, "fsync"), (os, "unlink"),
+            (os, "chmod"), (shutil, "copy2"), (shutil, "rmtree")]
+
+
+def spec_of(model: dict[str, Any]) -> ExperimentSpec:
+    """A one-model breast cancer experiment with 3 CV folds."""
+    return ExperimentSpec.model_validate({
+        "experiment": EXPERIMENT, "data": {"source": "sklearn:breast_cancer", "positive_class": "malignant"},
+        "cv": {"folds": 3, "seed": 1}, "models": [model]})
+
+
+WEAK = spec_of({"model": "random_forest", "name": "stump", "params": {"n_estimators": 1, "max_depth": 1}})
+STRONG = spec_of({"model": "logistic_regression"})
+
+
+def train_run(results: Path, spec: ExperimentSpec, run_id: str) -> Path:
+    """Load, split, train and rank one run with the real steps; returns its run folder."""
+    catalog, _ = load_catalog(REPO / "models")
+    folder = results / "runs" / EXPERIMENT / run_id
+    meta = preprocess_task(spec, folder, results, load_task(spec, folder),
+                           config_fingerprint(spec, catalog, spec.model_names()))
+    for entry in spec.models:
+        train_task(spec, folder, entry, catalog[entry.model], meta)
+    select_task(spec, folder, run_id)
+    return folder
+
+
+def promote_run(results: Path, spec: ExperimentSpec, folder: Path) -> dict[str, Any]:
+    return promotion.promote(spec, results, folder, read_json(folder / "data" / "meta.json"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """results/ with a weak run promoted as champion and a strong run not yet promoted."""
+    results = tmp_path_factory.mktemp("promotion") / "results"
+    promote_run(results, WEAK, train_run(results, WEAK, "weak"))
+    train_run(results, STRONG, "strong")
+    return results
+
+
+@pytest.fixture
+def results(trained, tmp_path) -> Path:
+    """A private copy of the trained results (the champion link copied as a link)."""
+    copy = tmp_path / "results"
+    shutil.copytree(trained, copy, symlinks=True)
+    return copy
+
+
+def run_dir(results: Path, run_id: str) -> Path:
+    return results / "runs" / EXPERIMENT / run_id
+
+
+def assert_one_whole_champion(results: Path) -> dict[str, Any]:
+    """The champion is complete: every file matches SHA256SUMS, the model matches its card."""
+    folder = best_dir(results, EXPERIMENT)
+    assert folder.is_symlink()
+    assert manifest_problems(folder) == []
+    card = promotion.champion(results, EXPERIMENT)  # verifies the checksums again, as loading does
+    history = [json.loads(line) for line in (folder / promotion.HISTORY).read_text().splitlines()]
+    expected = {"weak": ["weak"], "strong": ["weak", "strong"]}[card["run_id"]]
+    assert [h["run_id"] for h in history] == expected
+    assert read_json(folder / "metrics.json")["name"] == card["model"]["name"]
+    return card
+
+
+def in_child(body: Callable[[], Any]) -> int:
+    """Run ``body`` in a forked child; its exit status (negative: killed by that signal)."""
+    pid = os.fork()
+    if pid == 0:  # the child never returns to pytest
+        code = 1
+        try:
+            body()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def die_at_call(n: int) -> None:
+    """Make the n-th file-system call of this process SIGKILL it, before the call runs."""
+    calls = [0]
+    for module, name in FS_CALLS:
+        real = getattr(module, name)
+
+        def wrapped(*args: Any, _real: Callable[..., Any] = real, **kwargs: Any) -> Any:
+            calls[0] += 1
+            if calls[0] == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return _real(*args, **kwargs)
+
+        setattr(module, name, wrapped)
+
+
+def test_sigkill_at_every_file_operation_leaves_the_old_or_the_new_champion(results, tmp_path):
+    pristine = tmp_path / "pristine"
+    shutil.copytree(results, pristine, symlinks=True)
+    outcomes: list[str] = []
+    for n in range(1, 200):
+        shutil.rmtree(results)
+        shutil.copytree(pristine, results, symlinks=True)
+        status = in_child(lambda: (die_at_call(n), promote_run(results, STRONG, run_dir(results, "strong"))))
+        if status == 0:
+            break  # promote finished before making an n-th call: every point was tried
+        assert status == -signal.SIGKILL
+        outcomes.append(assert_one_whole_champion(results)["run_id"])
+        if read_json(run_dir(results, "strong") / "metrics.json")["decision"] is None:
+            with pytest.raises(ModelError, match="the promotion of logistic_regression did not finish"):
+                report_task(STRONG, run_dir(results, "strong"))  # the run shows the kill, never a silent green
+        assert promote_run(results, STRONG, run_dir(results, "strong"))["promoted"]  # a retry recovers
+        assert assert_one_whole_champion(results)["run_id"] == "strong"
+        leftovers = list(best_dir(results, EXPERIMENT).parent.glob(f".{EXPERIMENT}.link-*"))
+        leftovers += list((results / "best" / ".versions" / EXPERIMENT).glob(".staging-*"))
+        assert leftovers == []
+    assert len(outcomes) >= 15, outcomes  # killed at that many distinct points
+    assert outcomes.count("weak") >= 10 and "strong" in outcomes  # before and after the switch were both hit
+    print(f"SIGKILL injected at {len(outcomes)} points; champion whole every time")
+
+
+def test_two_racing_promotions_keep_the_better_model(results, monkeypatch):
+    shutil.rmtree(results / "best")  # no champion: both runs see the same empty slot
+    real_card = promotion.model_card
+
+    def slow_card(*args: Any) -> dict[str, Any]:  # widen the gap between reading the champion and the swap
+        time.sleep(0.5)
+        return real_card(*args)
+
+    monkeypatch.setattr(promotion, "model_card", slow_card)
+    start = time.time() + 0.5
+    pids = []
+    for spec, run_id in ((STRONG, "strong"), (WEAK, "weak")):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                time.sleep(max(0.0, start - time.time()))
+                promote_run(results, spec, run_dir(results, run_id))
+            finally:
+                os._exit(0)
+        pids.append(pid)
+    assert all(os.waitpid(pid, 0)[1] == 0 for pid in pids)
+    card = promotion.champion(results, EXPERIMENT)
+    assert card["run_id"] == "strong"
+    history = [json.loads(line)["run_id"] for line in
+               (best_dir(results, EXPERIMENT) / promotion.HISTORY).read_text().splitlines()]
+    assert history in (["strong"], ["weak", "strong"])  # weak first then replaced, or refused: never lost
+    decisions = {r: read_json(run_dir(results, r) / "metrics.json")["decision"] for r in ("strong", "weak")}
+    assert decisions["strong"]["promoted"]
+    if history == ["strong"]:
+        assert "does not beat the champion" in decisions["weak"]["reason"]
+
+
+def test_every_champion_file_has_a_sha256_and_loading_refuses_a_changed_one(results):
+    promote_run(results, STRONG, run_dir(results, "strong"))
+    folder = best_dir(results, EXPERIMENT)
+    recorded = {line.split("  ")[1] for line in (folder / MANIFEST).read_text().splitlines()}
+    assert recorded == {p.name for p in folder.iterdir()} - {MANIFEST}
+    for name in ("metrics.json", "model.joblib"):
+        target = folder / name
+        original = target.read_bytes()
+        target.write_bytes(original + b" ")
+        with pytest.raises(ModelError, match=rf"{name} has SHA-256 .* but SHA256SUMS records .*refusing to use it"):
+            promotion.champion(results, EXPERIMENT)
+        target.write_bytes(original)
+    from dag_factory.predict import load_champion
+
+    (folder / "model.joblib").write_bytes(b"not the model")
+    with pytest.raises(ModelError, match="refusing to load it"):
+        load_champion(results, EXPERIMENT)
+
+
+def test_promoting_the_same_run_again_changes_nothing(results):
+    first = promote_run(results, STRONG, run_dir(results, "strong"))
+    versions = sorted((results / "best" / ".versions" / EXPERIMENT).iterdir())
+    again = promote_run(results, STRONG, run_dir(results, "strong"))
+    assert first["promoted"] and again["promoted"]
+    assert again["reason"].startswith("already promoted by an earlier attempt of this run")
+    assert sorted((results / "best" / ".versions" / EXPERIMENT).iterdir()) == versions
+    assert assert_one_whole_champion(results)["run_id"] == "strong"
+
+
+def test_a_worse_challenger_leaves_the_champion_untouched(results):
+    promote_run(results, STRONG, run_dir(results, "strong"))
+    before = {p.name: p.read_bytes() for p in best_dir(results, EXPERIMENT).iterdir()}
+    decision = promote_run(results, WEAK, run_dir(results, "weak"))
+    assert not decision["promoted"] and "does not beat the champion" in decision["reason"]
+    assert {p.name: p.read_bytes() for p in best_dir(results, EXPERIMENT).iterdir()} == before

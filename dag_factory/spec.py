@@ -17,32 +17,10 @@ SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 SLUG_HINT = "lower-case letters, digits and underscores, starting with a letter, at most 63 characters"
 
 #: Metrics the selector can rank on. Every model reports all of them.
-HIGHER_IS_BETTER = (
-    "accuracy",
-    "balanced_accuracy",
-    "precision",
-    "recall",
-    "specificity",
-    "f1",
-    "roc_auc",
-    "pr_auc",
-    "mcc",
-)
+HIGHER_IS_BETTER = ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc", "mcc")
 LOWER_IS_BETTER = ("log_loss", "brier")
 METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
-MetricName = Literal[
-    "accuracy",
-    "balanced_accuracy",
-    "precision",
-    "recall",
-    "specificity",
-    "f1",
-    "roc_auc",
-    "pr_auc",
-    "mcc",
-    "log_loss",
-    "brier",
-]
+MetricName = Literal[METRICS]  # type: ignore[valid-type]  # one list of names, not two to keep in step
 
 #: Estimators are imported only from these module prefixes (plus DAG_FACTORY_ALLOWED_MODULES).
 DEFAULT_ALLOWED_MODULES = ("sklearn.", "xgboost.")

@@ -39,11 +39,15 @@ class ModelConfigError(ModelError):
     """A model's estimator or param names are wrong: the same on every attempt, so never worth a retry."""
 
 
+class RunFailed(DagFactoryError):
+    """The run's outcome is decided (models failed, nothing to select): a retry would repeat it."""
+
+
 def is_permanent(error: BaseException) -> bool:
-    """Whether retrying the failed step cannot help: a bad spec, bad data or a bad model configuration."""
+    """Whether retrying the failed step cannot help: a bad spec, bad data, a bad model configuration, a decided run."""
     if isinstance(error, DownloadError):
         return False
-    return isinstance(error, SpecError | DataError | ModelConfigError)
+    return isinstance(error, SpecError | DataError | ModelConfigError | RunFailed)
 
 
 class NothingToDo(DagFactoryError):

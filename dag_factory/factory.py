@@ -17,7 +17,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, AssetAlias, Param, TriggerRule, get_current_context, get_parsing_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from dag_factory.errors import DagFactoryError, NothingToDo, SpecError, is_permanent
+from dag_factory.errors import DagFactoryError, ModelConfigError, NothingToDo, SpecError, is_permanent
 from dag_factory.layout import Project, run_dir
 from dag_factory.loader import Catalog, load_catalog, load_experiments
 from dag_factory.spec import ExperimentSpec, config_fingerprint
@@ -148,6 +148,8 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
         catchup=False,
         tags=sorted({TAG, *spec.tags}),
         params=params,
+        max_active_runs=1 if spec.schedule == "@continuous" else 16,
+        auto_register=False,  # dags/experiments.py exports what build_dags returns, nothing half-built
         default_args={
             "owner": spec.owner,
             "retries": spec.retries,
@@ -156,14 +158,16 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
     ) as dag:
 
         @task
+        @airflow_outcome
         def load_data() -> dict[str, Any]:
             """Load the source, keep a raw copy in the run folder."""
             from dag_factory.tasks import load_task
 
             run_spec, folder = context_run(get_current_context())
-            return load_task(run_spec, folder)
+            return load_task(run_spec, folder, project.root)
 
         @task
+        @airflow_outcome
         def profile(loaded: dict[str, Any]) -> dict[str, Any]:
             """Statistics of the raw data: profile.json and profile.md."""
             from dag_factory.tasks import profile_task
@@ -195,6 +199,8 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
             selected = model_name in context["params"]["models"]
             try:
                 return train_task(run_spec, folder, entry, catalog[entry.model], meta, selected=selected)
+            except ModelConfigError as err:
+                raise AirflowFailException(f"{err} (not retried: fix the spec or models/{entry.model}.yaml)") from err
             except Exception as err:
                 if isinstance(err, NothingToDo) or is_permanent(err):
                     raise  # airflow_outcome skips it, or fails it at once

@@ -53,3 +53,8 @@ def run_dir(results: Path, experiment: str, run_id: str) -> Path:
 def best_dir(results: Path, experiment: str) -> Path:
     """results/best/<experiment>/: the promoted champion."""
     return Path(results) / "best" / experiment
+
+
+def last_trained_file(results: Path, experiment: str) -> Path:
+    """results/best/.last_trained/<experiment>.json: the fingerprints of the newest run that trained."""
+    return Path(results) / "best" / ".last_trained" / f"{experiment}.json"

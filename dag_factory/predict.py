@@ -14,6 +14,7 @@ from dag_factory.files import read_json, sha256_file
 from dag_factory.layout import best_dir
 from dag_factory.steps.card import CARD_JSON, package_versions
 from dag_factory.steps.metrics import predicted_labels
+from dag_factory.steps.promote import verify_champion
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def load_champion(results: Path, experiment: str) -> tuple[Any, dict[str, Any]]:
             f"{artifact} has SHA-256 {actual[:16]}..., but its model card records {card['artifact']['sha256'][:16]}...; "
             "the file was changed after promotion, refusing to load it (re-run the experiment to promote a fresh model)"
         )
+    verify_champion(folder)  # the card (threshold, features) and every other file, too
     _warn_on_version_drift(card)
     return joblib.load(artifact), card
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from dag_factory.errors import DataError, ModelError, NothingToDo
+from dag_factory.errors import DataError, ModelError, NothingToDo, RunFailed
 from dag_factory.files import read_json, write_json, write_text
 from dag_factory.html_report import REPORT_FILE, write_report
-from dag_factory.layout import Project
+from dag_factory.layout import Project, last_trained_file
 from dag_factory.report import leaderboard_table
 from dag_factory.spec import CatalogEntry, ExperimentSpec, ModelEntry
 from dag_factory.steps.load import load_data
@@ -36,11 +36,14 @@ SKIP_FILE = "skipped.json"
 DATA_ERROR_FILE = "error.json"
 
 
-def load_task(spec: ExperimentSpec, folder: Path) -> dict[str, Any]:
-    """Load the data and keep a raw copy as Parquet in ``folder/data``."""
+def load_task(spec: ExperimentSpec, folder: Path, project_root: Path | None = None) -> dict[str, Any]:
+    """Load the data and keep a raw copy as Parquet in ``folder/data``.
+
+    Relative source paths start at ``project_root`` (default: the located project).
+    """
     data_dir = folder / "data"
     with recording_data_errors(folder):
-        frame, origin = load_data(spec.data, cache_dir=data_dir / "source", base=Project.locate().root)
+        frame, origin = load_data(spec.data, cache_dir=data_dir / "source", base=project_root or Project.locate().root)
     raw_path = data_dir / "raw.parquet"
     _to_parquet(frame, raw_path)
     log.info("Loaded %d rows x %d columns from %s into %s", len(frame), frame.shape[1], origin, raw_path)
@@ -70,10 +73,15 @@ def preprocess_task(
     meta["config_fingerprint"] = config
     write_json(folder / "data" / "meta.json", meta)
     current = champion(results, spec.experiment)
-    unchanged = (current is not None and current["data"]["fingerprint"] == meta["fingerprint"]
-                 and current.get("config_fingerprint") == config)
-    if unchanged and not force:
-        reason = (f"data and spec unchanged since the champion was trained in run {current['run_id']} "
+    last = last_trained_file(results, spec.experiment)
+    earlier = [{"run_id": current["run_id"], "fingerprint": current["data"]["fingerprint"],
+                "config_fingerprint": current.get("config_fingerprint")}] if current else []
+    earlier += [read_json(last)] if last.exists() else []
+    same = next((e for e in earlier if (e["fingerprint"], e["config_fingerprint"]) == (meta["fingerprint"], config)), None)
+    if same and not force:
+        who = (f"the champion was trained in run {same['run_id']}" if current and same["run_id"] == current["run_id"]
+               else f"run {same['run_id']} trained on them (its winner did not beat the champion)")
+        reason = (f"data and spec unchanged since {who} "
                   f"(data fingerprint {meta['fingerprint'][:12]}); training skipped. "
                   "Trigger with force=true (CLI: --force) to retrain anyway.")
         write_json(folder / "data" / SKIP_FILE, {"reason": reason})
@@ -113,14 +121,23 @@ def select_task(spec: ExperimentSpec, folder: Path, run_id: str) -> dict[str, An
     _require_data(folder)
     board = select(spec, folder, run_id)
     if not any(r["status"] == "ok" for r in board["leaderboard"]):
-        raise ModelError(f"no model to select: {board['decision']['reason']}")
+        raise RunFailed(f"no model to select: {board['decision']['reason']}")
     return {"winner": board["winner"], "metric": board["metric"], "failed": board["failed"],
             "leaderboard_path": str(folder / LEADERBOARD_FILE)}
 
 
 def promote_task(spec: ExperimentSpec, folder: Path, results: Path) -> dict[str, Any]:
-    """Promote this run's winner if it beats the champion; returns the decision."""
-    return promote(spec, results, folder, read_json(folder / "data" / "meta.json"))
+    """Promote this run's winner if it beats the champion; returns the decision.
+
+    Also records that this run trained on its data and spec, so a later run on the same ones
+    is skipped even when this winner was not promoted.
+    """
+    meta = read_json(folder / "data" / "meta.json")
+    decision = promote(spec, results, folder, meta)
+    write_json(last_trained_file(results, spec.experiment), {
+        "run_id": read_json(folder / LEADERBOARD_FILE)["run_id"], "fingerprint": meta["fingerprint"],
+        "config_fingerprint": meta.get("config_fingerprint")})
+    return decision
 
 
 def report_task(spec: ExperimentSpec, folder: Path) -> None:
@@ -128,17 +145,17 @@ def report_task(spec: ExperimentSpec, folder: Path) -> None:
     _require_data(folder)
     board_path = folder / LEADERBOARD_FILE
     if not board_path.exists():
-        raise ModelError(f"the run stopped before the leaderboard was written ({board_path}); see the failed task's log")
+        raise RunFailed(f"the run stopped before the leaderboard was written ({board_path}); see the failed task's log")
     board = read_json(board_path)
     log.info("Leaderboard of %s, run %s:\n%s", spec.experiment, board["run_id"], leaderboard_table(board))
     log.info("HTML report written to %s", write_report(board, folder / REPORT_FILE))
     if board["winner"] is not None and board["decision"] is None:
-        raise ModelError(f"the promotion of {board['winner']} did not finish (see the promote task's log); "
+        raise RunFailed(f"the promotion of {board['winner']} did not finish (see the promote task's log); "
                          "the champion is unchanged, clear the promote task to try again")
-    if board["failed"] and board["winner"] is None and board["decision"]["reason"].startswith("every model failed"):
-        raise ModelError(f"nothing was promoted: {board['decision']['reason']}")
+    if board["failed"] and not any(r["status"] == "ok" for r in board["leaderboard"]):
+        raise RunFailed(f"nothing was promoted: {board['decision']['reason']}")
     if board["failed"]:
-        raise ModelError(f"{len(board['failed'])} of {len(spec.models)} model(s) failed: {', '.join(board['failed'])}; "
+        raise RunFailed(f"{len(board['failed'])} of {len(spec.models)} model(s) failed: {', '.join(board['failed'])}; "
                          "the others were compared without them (see the leaderboard and the failed tasks' logs)")
 
 
@@ -173,7 +190,7 @@ def _require_data(folder: Path) -> None:
     if skip.exists():
         raise NothingToDo(read_json(skip)["reason"])
     if not (folder / "data" / "meta.json").exists():
-        raise DataError("the data was not prepared (load, profile or preprocess failed); see that task's log")
+        raise RunFailed("the data was not prepared (load, profile or preprocess failed); see that task's log")
 
 
 def _to_parquet(frame: pd.DataFrame, path: Path) -> None:

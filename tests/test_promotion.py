@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from dag_factory.errors import ModelError
+from dag_factory.errors import ModelError, RunFailed
 from dag_factory.files import MANIFEST, manifest_problems, read_json
 from dag_factory.layout import best_dir
 from dag_factory.loader import load_catalog
@@ -137,7 +137,7 @@ def test_sigkill_at_every_file_operation_leaves_the_old_or_the_new_champion(resu
         assert status == -signal.SIGKILL
         outcomes.append(assert_one_whole_champion(results)["run_id"])
         if read_json(run_dir(results, "strong") / "metrics.json")["decision"] is None:
-            with pytest.raises(ModelError, match="the promotion of logistic_regression did not finish"):
+            with pytest.raises(RunFailed, match="the promotion of logistic_regression did not finish"):
                 report_task(STRONG, run_dir(results, "strong"))  # the run shows the kill, never a silent green
         assert promote_run(results, STRONG, run_dir(results, "strong"))["promoted"]  # a retry recovers
         assert assert_one_whole_champion(results)["run_id"] == "strong"
@@ -216,3 +216,20 @@ def test_a_worse_challenger_leaves_the_champion_untouched(results):
     decision = promote_run(results, WEAK, run_dir(results, "weak"))
     assert not decision["promoted"] and "does not beat the champion" in decision["reason"]
     assert {p.name: p.read_bytes() for p in best_dir(results, EXPERIMENT).iterdir()} == before
+
+
+def test_a_champion_measured_on_other_folds_is_re_scored_before_the_comparison(results):
+    strong_on_two_folds = STRONG.model_copy(update={"cv": STRONG.cv.model_copy(update={"folds": 2})})
+    promote_run(results, STRONG, results / "runs" / EXPERIMENT / "strong")  # champion: 3-fold CV score
+    recorded = promotion.champion(results, EXPERIMENT)["cv"]["roc_auc"]["mean"]
+
+    folder = train_run(results, strong_on_two_folds, "strong_two_folds")
+    decision = promote_run(results, strong_on_two_folds, folder)
+
+    assert "re-scored on this run's data and folds" in decision["reason"]
+    challenger = read_json(folder / "metrics.json")["leaderboard"][0]["cv"]["roc_auc"]["mean"]
+    # the same family and params on the same 2 folds score the same: a tie, so the champion stays
+    assert decision["champion_score"] == pytest.approx(challenger, abs=1e-9)
+    assert decision["champion_score"] != pytest.approx(recorded, abs=1e-9)
+    assert decision["promoted"] is False
+    assert promotion.champion(results, EXPERIMENT)["run_id"] == "strong"

@@ -20,6 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import joblib
+from sklearn.model_selection import FixedThresholdClassifier
+
 from dag_factory.errors import ModelError
 from dag_factory.files import (
     MANIFEST, fsync_dir, manifest_problems, read_json, sha256_file, write_json, write_manifest, write_text,
@@ -42,7 +45,7 @@ def champion(results: Path, experiment: str) -> dict[str, Any] | None:
 
     Raises ModelError when a file of the champion no longer matches its recorded SHA-256.
     """
-    folder = best_dir(results, experiment)
+    folder = best_dir(results, experiment).resolve()  # one version, even if another run swaps the link meanwhile
     if not (folder / CARD_JSON).exists():
         return None
     verify_champion(folder)
@@ -60,8 +63,8 @@ def verify_champion(folder: Path) -> None:
     if problems:
         raise ModelError(
             f"the champion in {folder} was changed after promotion ({'; '.join(problems)}); refusing to use it. "
-            f"Restore the file, or delete the link {folder} to start over (every promoted version stays in "
-            f"{_versions(folder.parent.parent, folder.name)})")
+            "Restore the file, or delete the results/best/<experiment> link to start over (every promoted "
+            "version stays in results/best/.versions/)")
 
 
 def promote(spec: ExperimentSpec, results: Path, run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -80,16 +83,56 @@ def promote(spec: ExperimentSpec, results: Path, run_dir: Path, meta: dict[str, 
     with _lock(results, spec.experiment):
         _sweep(results, spec.experiment)
         current = champion(results, spec.experiment)
+        if current is not None and current.get("evaluation_ground") != evaluation_ground(spec, meta):
+            current = _rescored(spec, results, meta, current)
         decision = _decide(spec, board["run_id"], winner, current)
         if decision["promoted"]:
             decision["path"] = str(best_dir(results, spec.experiment))
         if decision["promoted"] and not decision.get("repeated"):
-            card = model_card(spec, board, winner, meta, decision)
+            card = {**model_card(spec, board, winner, meta, decision), "evaluation_ground": evaluation_ground(spec, meta)}
             _install(results, spec.experiment, winner, card, {**board, "decision": decision})
     board["decision"] = decision
     write_json(board_path, board)
     log.info("Promotion decision: %s", decision["reason"])
     return decision
+
+
+def evaluation_ground(spec: ExperimentSpec, meta: dict[str, Any]) -> dict[str, Any]:
+    """What a CV score depends on besides the model: the data, the split, the folds, the threshold rule.
+
+    Two scores compare fairly only on the same ground; it is recorded in every model card.
+    """
+    threshold = spec.selection.threshold
+    return {"data": meta["fingerprint"], "split": spec.split.model_dump(), "cv": spec.cv.model_dump(),
+            "target_recall": None if threshold is None else threshold.target_recall}
+
+
+def _rescored(spec: ExperimentSpec, results: Path, meta: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The champion's card with its CV scores measured again on this run's data and folds.
+
+    When the data, split or CV protocol changed since the champion was trained, its recorded
+    score is not comparable: its pipeline (same family and params) is cross-validated on this
+    run's training split, by the same rule as the challenger. If that is impossible (say, a
+    column it needs is gone), the champion has no score and the decision says why.
+    """
+    from sklearn.base import clone
+
+    from dag_factory.steps.preprocess import load_split
+    from dag_factory.steps.train import evaluate_cv, target_recall_of
+
+    model = joblib.load(best_dir(results, spec.experiment).resolve() / "model.joblib")
+    pipeline = model.estimator.estimator if isinstance(model, FixedThresholdClassifier) else model
+    x_train, y_train, _, _ = load_split(meta)
+    try:
+        _, _, cv = evaluate_cv(clone(pipeline), x_train, y_train, spec.cv,
+                               target_recall_of(spec, len(meta["classes"])))
+    except Exception as err:  # noqa: BLE001  any failure means: no comparable score
+        log.warning("The champion could not be re-scored on this run's data: %s: %s", type(err).__name__, err)
+        return {**current, "cv": {}, "rescored": f"could not be re-scored on this run's data ({type(err).__name__}: {err})"}
+    log.info("Champion %s re-scored on this run's data and folds: CV %s %.4f (recorded %.4f)",
+             current["model"]["name"], spec.selection.metric, cv[spec.selection.metric]["mean"],
+             current["cv"].get(spec.selection.metric, {}).get("mean", float("nan")))
+    return {**current, "cv": cv, "rescored": "re-scored on this run's data and folds"}
 
 
 def _decide(spec: ExperimentSpec, run_id: str, winner: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
@@ -106,8 +149,10 @@ def _decide(spec: ExperimentSpec, run_id: str, winner: dict[str, Any], current: 
         return {**decision, "promoted": True, "repeated": True,
                 "reason": f"already promoted by an earlier attempt of this run ({current['reason']})"}
     if decision["champion_score"] is None:
-        return {**decision, "promoted": True, "reason": f"the champion has no {metric} score to compare with"}
-    verdict = (f"{winner['name']} CV {metric} {score:.4f} %s the champion's {decision['champion_score']:.4f} "
+        why = current.get("rescored", f"has no {metric} score")
+        return {**decision, "promoted": True, "reason": f"the champion {why}, so it cannot be compared"}
+    ground = f" ({current['rescored']})" if "rescored" in current else ""
+    verdict = (f"{winner['name']} CV {metric} {score:.4f} %s the champion's {decision['champion_score']:.4f}{ground} "
                f"by at least min_improvement {margin}")
     if metric_is_better(metric, score, decision["champion_score"], margin):
         return {**decision, "promoted": True, "reason": verdict % "beats"}

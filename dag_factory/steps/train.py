@@ -96,7 +96,7 @@ def _train(
 ) -> dict[str, Any]:
     x_train, y_train, x_test, y_test = load_split(meta)
     classes = meta["classes"]
-    target_recall = _target_recall(spec, len(classes))
+    target_recall = target_recall_of(spec, len(classes))
     pipeline = build_pipeline(
         catalog, entry, meta["numeric"], meta["categorical"],
         metric=spec.selection.metric, n_classes=len(classes), seed=spec.cv.seed,
@@ -104,9 +104,7 @@ def _train(
     log.info("Model %s (%s): %d CV folds x %d repeat(s) on %d training rows",
              entry.label, catalog.estimator, spec.cv.folds, spec.cv.repeats, len(x_train))
 
-    folds = _cross_validate(pipeline, x_train, y_train, spec.cv)
-    fold_thresholds = _fold_thresholds(folds, target_recall)
-    cv = summarize([classification_metrics(f.y, f.proba, t) for f, t in zip(folds, fold_thresholds, strict=True)])
+    folds, fold_thresholds, cv = evaluate_cv(pipeline, x_train, y_train, spec.cv, target_recall)
     cv["fit_seconds"] = _mean_std([f.fit_seconds for f in folds])
     cv["predict_seconds"] = _mean_std([f.predict_seconds for f in folds])
     oof_y, oof_proba = np.concatenate([f.y for f in folds]), np.concatenate([f.proba for f in folds])
@@ -123,7 +121,8 @@ def _train(
              entry.label, test["accuracy"], test["recall"], test["roc_auc"], refit_seconds)
 
     model_path = out / "model.joblib"
-    joblib.dump(fitted, model_path)
+    chosen = threshold if target_recall is not None else None  # the default 0.5 is what predict() does anyway
+    joblib.dump(_with_threshold(fitted, chosen, x_train, y_train), model_path)
     predictions = [_prediction_frame(f.rows, f.y, f.proba, t, classes, "cv", f.fold, f.repeat)
                    for f, t in zip(folds, fold_thresholds, strict=True)]
     predictions.append(_prediction_frame(y_test.index, y_test.to_numpy(), test_proba, threshold, classes, "test"))
@@ -168,7 +167,7 @@ def _importance(fitted: Any, x_test: pd.DataFrame, y_test: pd.Series, seed: int,
         return {"kind": f"unavailable ({type(err).__name__})", "features": [], "values": []}
 
 
-def _target_recall(spec: ExperimentSpec, n_classes: int) -> float | None:
+def target_recall_of(spec: ExperimentSpec, n_classes: int) -> float | None:
     """The spec's target sensitivity, refused for a multiclass target where one threshold has no meaning."""
     if spec.selection.threshold is None:
         return None
@@ -178,6 +177,33 @@ def _target_recall(spec: ExperimentSpec, n_classes: int) -> float | None:
             f"has {n_classes} classes; remove selection.threshold from the spec"
         )
     return spec.selection.threshold.target_recall
+
+
+def evaluate_cv(
+    pipeline: Any, x: pd.DataFrame, y: pd.Series, cv: CVSpec, target_recall: float | None
+) -> tuple[list[Fold], list[float | None], dict[str, dict[str, float]]]:
+    """Cross-validate an unfitted pipeline: its folds, each fold's threshold, and the metrics' mean and std.
+
+    Every model, and a champion re-scored at promotion, is measured by this one rule.
+    """
+    folds = _cross_validate(pipeline, x, y, cv)
+    thresholds = _fold_thresholds(folds, target_recall)
+    return folds, thresholds, summarize([classification_metrics(f.y, f.proba, t)
+                                         for f, t in zip(folds, thresholds, strict=True)])
+
+
+def _with_threshold(fitted: Any, threshold: float | None, x: pd.DataFrame, y: pd.Series) -> Any:
+    """The artifact to save: the fitted Pipeline, whose ``predict`` applies the chosen threshold when there is one.
+
+    Anyone loading model.joblib then gets the sensitivity the model card promises, not p >= 0.5.
+    """
+    if threshold is None:
+        return fitted
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import FixedThresholdClassifier
+
+    return FixedThresholdClassifier(FrozenEstimator(fitted), threshold=threshold,
+                                    response_method="predict_proba").fit(x, y)  # fit only records the classes
 
 
 def _cross_validate(pipeline: Any, x: pd.DataFrame, y: pd.Series, cv: CVSpec) -> list[Fold]:

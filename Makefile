@@ -13,6 +13,7 @@ PORT ?= 8080
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.12 (or another) for make")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==0.13.8"
 	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --editable ".[$(EXTRAS)]"
@@ -38,7 +39,7 @@ bench: setup
 	cd bench && ../$(BIN)/python run.py $(BENCH)
 
 ## Re-pin every dependency (after changing pyproject.toml).
-lock:
+lock: setup
 	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --no-header \
 		--output-file constraints.txt
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from dag_factory.errors import DagFactoryError
+from dag_factory.errors import DagFactoryError, SpecError, did_you_mean
 from dag_factory.files import read_json
 from dag_factory.layout import Project, best_dir
 from dag_factory.loader import find_experiment, load_catalog, load_experiment, load_experiments
@@ -65,7 +65,9 @@ def cmd_validate(project: Project, args: argparse.Namespace) -> int:
         specs = {p: s for p, s in specs.items() if p.resolve() in wanted}
         errors = {p: e for p, e in errors.items() if p.resolve() in wanted}
         for path in args.specs:
-            if path.resolve().parent != project.experiments.resolve():
+            if not path.is_file():
+                errors[path] = SpecError(str(path), ["no such file; give the path of an experiment YAML file"])
+            elif path.resolve().parent != project.experiments.resolve():
                 try:
                     specs[path] = load_experiment(path, catalog, catalog_errors)
                 except DagFactoryError as err:
@@ -82,7 +84,6 @@ def cmd_validate(project: Project, args: argparse.Namespace) -> int:
 
 def _deep_errors(specs: dict, catalog: dict) -> dict:
     """Import every estimator and check each param name (slower: imports scikit-learn and XGBoost)."""
-    from dag_factory.errors import SpecError
     from dag_factory.steps.pipeline import estimator_params
 
     errors = {}
@@ -102,12 +103,18 @@ def cmd_run(project: Project, args: argparse.Namespace) -> int:
     """Run the experiment's DAG with dag.test(), then print the leaderboard and the champion."""
     from dag_factory.report import leaderboard_table
     from dag_factory.runner import run_experiment
+    from dag_factory.tasks import DATA_ERROR_FILE, SKIP_FILE
 
     catalog, catalog_errors = load_catalog(project.models)
     spec = find_experiment(project.experiments, catalog, args.experiment, catalog_errors)
     conf: dict = {"force": args.force}
     if args.models:
         conf["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+        for name in conf["models"]:
+            if name not in spec.model_names():
+                raise SpecError(f"--models {args.models}", [
+                    f'"{name}" is not a model of {spec.experiment}{did_you_mean(name, spec.model_names())}; '
+                    f"its models are: {', '.join(spec.model_names())}"])
     if args.cv_folds:
         conf["cv_folds"] = args.cv_folds
     outcome = run_experiment(project, spec.experiment, conf)
@@ -118,9 +125,9 @@ def cmd_run(project: Project, args: argparse.Namespace) -> int:
     if board_path.exists():
         print()
         print(leaderboard_table(read_json(board_path)))
-    for note in ("skipped.json", "error.json"):  # why the run stopped before the leaderboard
+    for note, key in ((SKIP_FILE, "reason"), (DATA_ERROR_FILE, "error")):  # why the run stopped early
         if not board_path.exists() and (outcome.folder / "data" / note).exists():
-            print(next(iter(read_json(outcome.folder / "data" / note).values())))
+            print(read_json(outcome.folder / "data" / note)[key])
     champion = best_dir(project.results, spec.experiment) / "model.joblib"
     print()
     print(f"Champion model: {champion}" if champion.exists() else "No champion has been promoted yet.")
@@ -131,6 +138,8 @@ def cmd_leaderboard(project: Project, args: argparse.Namespace) -> int:
     """Print the newest run's leaderboard of an experiment."""
     from dag_factory.report import leaderboard_table
 
+    catalog, catalog_errors = load_catalog(project.models)
+    find_experiment(project.experiments, catalog, args.experiment, catalog_errors)  # a known, safe name
     runs = project.results / "runs" / args.experiment
     boards = sorted(runs.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime) if runs.exists() else []
     if not boards:

@@ -193,7 +193,7 @@ def find_experiment(
 
 def _compose(path: Path) -> yaml.Node | None:
     """The YAML node tree of a file that already parsed once (for line numbers)."""
-    return yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    return yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=_YAML_LOADER)
 
 
 #: libyaml's safe loader when available: parsing stays fast with hundreds of specs.

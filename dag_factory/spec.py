@@ -30,7 +30,7 @@ Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
 class StrictModel(BaseModel):
-    """Base: unknown keys are errors, values are not silently coerced between kinds."""
+    """Base: unknown keys are errors, and a spec object never changes once validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -180,7 +180,8 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
         yield
     finally:
         left = outer - (time.monotonic() - start) if outer else 0.0
-        signal.setitimer(signal.ITIMER_REAL, max(left, 0.0))  # hand back what is left of the outer deadline
+        # hand back what is left of the outer deadline; one already passed fires at once (0 would cancel it)
+        signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3) if outer else 0.0)
         signal.signal(signal.SIGALRM, previous)
 
 

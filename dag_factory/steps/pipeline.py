@@ -18,7 +18,7 @@ from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, Stratified
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from dag_factory.errors import ModelConfigError, ModelError, did_you_mean
+from dag_factory.errors import ModelConfigError, did_you_mean
 from dag_factory.loader import allowed_modules
 from dag_factory.spec import CatalogEntry, ModelEntry
 

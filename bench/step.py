@@ -8,7 +8,6 @@ that would travel through XCom) are kept as JSON files in RUN_FOLDER/xcom/.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,16 @@ from dag_factory.layout import Project
 from dag_factory.loader import load_catalog, load_experiment
 from dag_factory.spec import config_fingerprint
 from dag_factory import tasks
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM).
+
+    Not getrusage's ru_maxrss: Linux carries that across fork and exec, so a step would inherit
+    the peak of the benchmark process that started it.
+    """
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 def main(spec_path: Path, folder: Path, results: Path, step: str, model: str | None) -> None:
@@ -42,7 +51,7 @@ def main(spec_path: Path, folder: Path, results: Path, step: str, model: str | N
         raise SystemExit(f"unknown step {step}")
     seconds = time.perf_counter() - start
     (xcom / f"{step}.json").write_text(json.dumps(out, default=str))
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = peak_rss_mib()
     print(json.dumps({"step": step, "model": model, "seconds": seconds, "peak_rss_mib": peak_mib}))
 
 

@@ -71,6 +71,8 @@ def preprocess_task(
     with recording_data_errors(folder):
         meta = preprocess(pd.read_parquet(loaded["raw_path"]), spec.data, spec.split, folder / "data")
     meta["config_fingerprint"] = config
+    with recording_data_errors(folder):
+        check_folds(meta["train_class_counts"], spec.cv.folds, spec.data.target)
     write_json(folder / "data" / "meta.json", meta)
     current = champion(results, spec.experiment)
     last = last_trained_file(results, spec.experiment)
@@ -87,6 +89,15 @@ def preprocess_task(
         write_json(folder / "data" / SKIP_FILE, {"reason": reason})
         raise NothingToDo(reason)
     return meta
+
+
+def check_folds(class_counts: dict[str, int], folds: int, target: str) -> None:
+    """Every class needs a row in each CV fold: refuse, before training, a class smaller than the folds."""
+    label, count = min(class_counts.items(), key=lambda kv: kv[1])
+    if count < folds:
+        raise DataError(f'data.target: class "{label}" of "{target}" has only {count} row(s) in the training split, '
+                        f"fewer than cv.folds ({folds}); lower cv.folds (or the cv_folds param), lower "
+                        "split.test_size, or add rows of that class")
 
 
 @contextmanager

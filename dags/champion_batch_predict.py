@@ -34,7 +34,10 @@ with DAG(
 
     @task
     def predict_new_rows() -> str:
-        """Score the input file with the champion the triggering event announced; skip when there is no file."""
+        """Score the input file with the current champion; skip when there is no file.
+
+        That is the champion the triggering event announced, unless an even newer one was promoted since.
+        """
         from dag_factory.predict import predict_file
 
         context = get_current_context()

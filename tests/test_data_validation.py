@@ -187,3 +187,13 @@ def test_duplicate_rows_are_dropped_when_the_spec_says_so(tmp_path):
     assert meta["rows"] == 569
     assert meta["notes"] == ["dropped 2 duplicate row(s) (data.drop_duplicates is true)"]
     assert re.fullmatch(r"[0-9a-f]{64}", meta["fingerprint"])
+
+
+def test_a_class_smaller_than_the_cv_folds_fails_before_training(champion, tmp_path):
+    def rare_malignant(frame):
+        return pd.concat([frame[frame["diagnosis"] == "B"], frame[frame["diagnosis"] == "M"].head(5)])
+
+    fails_before_training(champion, tmp_path, write_variant(tmp_path, rare_malignant),
+                          'data.target: class "M" of "diagnosis" has only 4 row(s) in the training split, '
+                          "fewer than cv.folds (5); lower cv.folds",
+                          ("cv: {folds: 3, seed: 1}", "cv: {folds: 5, seed: 1}"))

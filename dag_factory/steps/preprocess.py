@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from dag_factory.errors import DataError
 from dag_factory.files import write_json
 from dag_factory.spec import DataSpec, SplitSpec
 from dag_factory.steps.validate import clean, positive_label
@@ -50,9 +51,13 @@ def preprocess(raw: pd.DataFrame, data: DataSpec, split: SplitSpec, out_dir: Pat
     y, classes = encode_target(cleaned[data.target], data)
     features = cleaned.drop(columns=[data.target])
     table = features.assign(**{data.target: y})
-    train, test = train_test_split(
-        table, test_size=split.test_size, random_state=split.seed, stratify=table[data.target]
-    )
+    try:
+        train, test = train_test_split(
+            table, test_size=split.test_size, random_state=split.seed, stratify=table[data.target]
+        )
+    except ValueError as err:  # e.g. a test split with fewer rows than there are classes
+        raise DataError(f"split.test_size {split.test_size}: cannot make a stratified split of {len(table)} rows "
+                        f"and {len(classes)} classes ({err}); raise split.test_size or add data") from err
     out_dir.mkdir(parents=True, exist_ok=True)
     train_path, test_path = out_dir / "train.parquet", out_dir / "test.parquet"
     train.to_parquet(train_path)
@@ -68,6 +73,7 @@ def preprocess(raw: pd.DataFrame, data: DataSpec, split: SplitSpec, out_dir: Pat
         "categorical": categorical,
         "rows": int(len(table)),
         "train_rows": int(len(train)),
+        "train_class_counts": {classes[int(k)]: int(v) for k, v in train[data.target].value_counts().items()},
         "test_rows": int(len(test)),
         "fingerprint": fingerprint(cleaned),
         "notes": notes,

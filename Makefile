@@ -2,13 +2,19 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= dev,celery
+EXTRAS ?= dev
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 EXPERIMENT ?= breast_cancer
 PORT ?= 8080
+MLFLOW_PORT ?= 5000
+# The MLflow tracking server (for the tests and `make mlflow`) has a venv of its own: it pins
+# pandas < 3, the factory pins pandas 3. Its version is the client's (mlflow-skinny in constraints.txt).
+MLFLOW_VENV   := $(VENV)/mlflow-server
+MLFLOW_SERVER := $(MLFLOW_VENV)/bin/mlflow
+MLFLOW_VERSION = $(shell sed -n 's/^mlflow-skinny==//p' constraints.txt)
 
-.PHONY: setup run test validate ui bench lock clean
+.PHONY: setup run test validate ui mlflow bench lock clean
 
 setup: $(STAMP)
 
@@ -23,9 +29,20 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	$(BIN)/dag-factory run $(EXPERIMENT) $(ARGS)
 
-## The whole test suite (what CI runs).
-test: setup
+$(MLFLOW_SERVER): constraints-mlflow-server.txt | $(STAMP)
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(MLFLOW_VENV)
+	$(BIN)/uv pip install --python $(MLFLOW_VENV)/bin/python --requirement constraints-mlflow-server.txt
+	touch $@
+
+## The whole test suite (what CI runs), with the MLflow server its tracking tests start.
+test: setup $(MLFLOW_SERVER)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## An MLflow tracking server and UI on http://localhost:$(MLFLOW_PORT) (SQLite and artifacts in .mlflow/).
+mlflow: setup $(MLFLOW_SERVER)
+	mkdir -p .mlflow
+	$(MLFLOW_SERVER) server --host 127.0.0.1 --port $(MLFLOW_PORT) \
+		--backend-store-uri sqlite:///$(CURDIR)/.mlflow/mlflow.db --artifacts-destination $(CURDIR)/.mlflow/artifacts
 
 validate: setup
 	$(BIN)/dag-factory validate
@@ -34,14 +51,16 @@ validate: setup
 ui: setup
 	$(BIN)/dag-factory ui --port $(PORT)
 
-## Benchmarks (see BENCHMARKS.md); BENCH=parse|overhead|data|install|parallel, default all.
+## Benchmarks (see BENCHMARKS.md); BENCH=parse|overhead|data|install|parallel|integrations, default all.
 bench: setup
 	cd bench && ../$(BIN)/python run.py $(BENCH)
 
-## Re-pin every dependency (after changing pyproject.toml).
+## Re-pin every dependency (after changing pyproject.toml), and the MLflow server at the client's version.
 lock: setup
 	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --no-header \
 		--output-file constraints.txt
+	echo "mlflow==$(MLFLOW_VERSION)" | $(BIN)/uv pip compile - --universal --python-version 3.11 --no-header \
+		--output-file constraints-mlflow-server.txt
 
 clean:
-	rm -rf $(VENV) .airflow results/runs results/best
+	rm -rf $(VENV) .airflow .mlflow results/runs results/best

@@ -30,12 +30,17 @@ def repeat(fn: Callable[[], float], times: int) -> dict[str, float]:
 
 def timed_command(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
     """Wall time of one command; raises if it fails."""
+    return timed_output(command, env, cwd)[0]
+
+
+def timed_output(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, str]:
+    """Wall time and standard output of one command; raises if it fails."""
     start = time.perf_counter()
     result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return elapsed
+    return elapsed, result.stdout
 
 
 def machine() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Install cost: time and disk size of a fresh install of the default dependencies.
+"""Install cost: time and disk size of a fresh install of the default dependencies, and with each integration.
 
 Each install uses a new virtual environment and an empty uv cache, so every wheel is
 downloaded from the package index as on a new machine. Also compares the `xgboost` wheel
@@ -16,6 +16,8 @@ from pathlib import Path
 from common import ROOT, save, timed_command
 
 UV = "uv==0.13.8"
+#: The optional integrations, each measured alone on top of the default install.
+EXTRAS = ("s3", "mlflow")
 
 
 def folder_mib(path: Path) -> float:
@@ -47,6 +49,11 @@ def main() -> dict:
         empty = folder_mib(venv)
         seconds = uv_install(venv, base / "cache1", str(ROOT))
         default = {"seconds": seconds, "venv_mib": folder_mib(venv), "empty_venv_mib": empty}
+        extras = {}
+        for extra in EXTRAS:
+            extra_venv = fresh_venv(base / extra)
+            extras[extra] = {"seconds": uv_install(extra_venv, base / f"cache-{extra}", f"{ROOT}[{extra}]"),
+                             "venv_mib": folder_mib(extra_venv)}
         version = xgboost_version()
         wheels = {}
         for name in ("xgboost-cpu", "xgboost"):
@@ -56,7 +63,7 @@ def main() -> dict:
                                            str(env_dir / "bin" / "python"), "--cache-dir", str(base / f"cache-{name}"),
                                            f"{name}=={version}"])
             wheels[name] = {"seconds": wheel_seconds, "added_mib": folder_mib(env_dir) - before}
-    return {"benchmark": "install", "python": sys.version.split()[0], "default_install": default,
+    return {"benchmark": "install", "python": sys.version.split()[0], "default_install": default, "extras": extras,
             "xgboost_wheels": wheels, "xgboost_version": version}
 
 

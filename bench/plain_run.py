@@ -9,10 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from dag_factory.layout import Project, run_dir
+from dag_factory.layout import Project
 from dag_factory.loader import find_experiment, load_catalog
-from dag_factory.spec import config_fingerprint
-from dag_factory.tasks import load_task, preprocess_task, profile_task, promote_task, report_task, select_task, train_task
+from dag_factory.tasks import run_steps
 
 
 def main(root: Path, experiment: str = "breast_cancer") -> float:
@@ -21,17 +20,8 @@ def main(root: Path, experiment: str = "breast_cancer") -> float:
     catalog, _ = load_catalog(project.models)
     spec = find_experiment(project.experiments, catalog, experiment)
     run_id = f"plain__{time.time_ns()}"
-    folder = run_dir(project.results, experiment, run_id)
     start = time.perf_counter()
-    loaded = load_task(spec, folder)
-    profile_task(spec, folder, loaded)
-    meta = preprocess_task(spec, folder, project.results, loaded,
-                           config_fingerprint(spec, catalog, spec.model_names()), force=True)
-    for entry in spec.models:
-        train_task(spec, folder, entry, catalog[entry.model], meta)
-    select_task(spec, folder, run_id)
-    promote_task(spec, folder, project.results)
-    report_task(spec, folder)
+    run_steps(spec, catalog, project.results, run_id, force=True)
     return time.perf_counter() - start
 
 

@@ -10,7 +10,7 @@ from common import RESULTS, ROOT
 INTRO = """# Benchmarks
 
 What the factory costs, measured on the project's CI machine with `make bench` (or
-`cd bench && ../.venv/bin/python run.py parse overhead data install parallel`). Every figure
+`cd bench && ../.venv/bin/python run.py parse overhead data install parallel integrations`). Every figure
 is the median of repeated runs with min and max beside it, unless a table says otherwise.
 Raw numbers: `bench/results/*.json`. Re-running overwrites them and this file.
 """
@@ -76,8 +76,23 @@ def install_section(r: dict) -> list[str]:
              "| what | time | disk |", "|---|---:|---:|",
              f"| default dependencies (`uv pip install -c constraints.txt .`) | {d['seconds']:.1f} s | "
              f"{d['venv_mib'] - d['empty_venv_mib']:.0f} MiB |"]
+    for extra, e in r.get("extras", {}).items():
+        lines.append(f"| with the `{extra}` extra (`.[{extra}]`) | {e['seconds']:.1f} s | "
+                     f"{e['venv_mib'] - d['empty_venv_mib']:.0f} MiB (+{e['venv_mib'] - d['venv_mib']:.0f}) |")
     for name, w in r["xgboost_wheels"].items():
         lines.append(f"| `{name}=={r['xgboost_version']}` alone | {w['seconds']:.1f} s | {w['added_mib']:.0f} MiB |")
+    return lines + ["", machine_line(r), ""]
+
+
+def integrations_section(r: dict) -> list[str]:
+    lines = ["## 6. Results on object storage, runs tracked in MLflow", "",
+             f"breast_cancer (4 models, 5-fold CV), `dag-factory run` in a fresh project copy, {r['repeats']} runs per "
+             "setting, interleaved. Both servers on 127.0.0.1, so the S3 figure is the protocol's cost without "
+             "network latency.", "",
+             "| setting | whole command | DAG run | DAG run vs default |", "|---|---:|---:|---:|"]
+    for name, row in r["rows"].items():
+        lines.append(f"| {name} | {fmt(row['command_seconds'])} | {fmt(row['dag_run_seconds'])} | "
+                     f"{row['dag_run_ratio']:.2f}x |")
     return lines + ["", machine_line(r), ""]
 
 
@@ -92,7 +107,7 @@ def parallel_section(r: dict) -> list[str]:
 
 
 SECTIONS = (("parse", parse_section), ("overhead", overhead_section), ("parallel", parallel_section),
-            ("data_size", data_section), ("install", install_section))
+            ("data_size", data_section), ("install", install_section), ("integrations", integrations_section))
 
 
 def main() -> None:

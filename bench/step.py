@@ -38,10 +38,10 @@ def main(spec_path: Path, folder: Path, results: Path, step: str, model: str | N
     if step == "load":
         out = tasks.load_task(spec, folder)
     elif step == "profile":
-        out = tasks.profile_task(spec, folder, read("load"))
+        out = tasks.profile_task(spec, folder)
     elif step == "preprocess":
-        out = tasks.preprocess_task(spec, folder, results, read("load"),
-                                    config_fingerprint(spec, catalog, spec.model_names()), force=True)
+        out = tasks.preprocess_task(spec, folder, results, config_fingerprint(spec, catalog, spec.model_names()),
+                                    force=True)
     elif step == "train":
         entry = next(m for m in spec.models if m.label == model)
         out = tasks.train_task(spec, folder, entry, catalog[entry.model], read("preprocess"))

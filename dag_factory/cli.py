@@ -10,7 +10,8 @@ from pathlib import Path
 from dag_factory.errors import DagFactoryError, SpecError, did_you_mean
 from dag_factory.files import read_json
 from dag_factory.layout import Project, best_dir
-from dag_factory.loader import find_experiment, load_catalog, load_experiment, load_experiments
+from dag_factory.storage import StoragePath, is_local
+from dag_factory.loader import load_catalog, load_experiment, load_experiments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,10 +104,9 @@ def cmd_run(project: Project, args: argparse.Namespace) -> int:
     """Run the experiment's DAG with dag.test(), then print the leaderboard and the champion."""
     from dag_factory.report import leaderboard_table
     from dag_factory.runner import run_experiment
-    from dag_factory.tasks import DATA_ERROR_FILE, SKIP_FILE
+    from dag_factory.tasks import SKIP_FILE, STOP_REASON_FILE
 
-    catalog, catalog_errors = load_catalog(project.models)
-    spec = find_experiment(project.experiments, catalog, args.experiment, catalog_errors)
+    spec = project.experiment(args.experiment)
     conf: dict = {"force": args.force}
     if args.models:
         conf["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -125,22 +125,30 @@ def cmd_run(project: Project, args: argparse.Namespace) -> int:
     if board_path.exists():
         print()
         print(leaderboard_table(read_json(board_path)))
-    for note, key in ((SKIP_FILE, "reason"), (DATA_ERROR_FILE, "error")):  # why the run stopped early
+    for note, key in ((SKIP_FILE, "reason"), (STOP_REASON_FILE, "error")):  # why the run stopped early
         if not board_path.exists() and (outcome.folder / "data" / note).exists():
             print(read_json(outcome.folder / "data" / note)[key])
-    champion = best_dir(project.results, spec.experiment) / "model.joblib"
     print()
-    print(f"Champion model: {champion}" if champion.exists() else "No champion has been promoted yet.")
+    print(_champion_line(project.results_for(spec), spec.experiment))
     return 0 if outcome.state == "success" else 1
+
+
+def _champion_line(results: StoragePath, experiment: str) -> str:
+    """Where the champion's model is: the stable link on a disk, its version folder on an object store."""
+    from dag_factory.steps.champion_store import champion_store
+
+    folder = champion_store(results, experiment).current()
+    if folder is None:
+        return "No champion has been promoted yet."
+    return f"Champion model: {(best_dir(results, experiment) if is_local(results) else folder) / 'model.joblib'}"
 
 
 def cmd_leaderboard(project: Project, args: argparse.Namespace) -> int:
     """Print the newest run's leaderboard of an experiment."""
     from dag_factory.report import leaderboard_table
 
-    catalog, catalog_errors = load_catalog(project.models)
-    find_experiment(project.experiments, catalog, args.experiment, catalog_errors)  # a known, safe name
-    runs = project.results / "runs" / args.experiment
+    spec = project.experiment(args.experiment)  # a known, safe name
+    runs = project.results_for(spec) / "runs" / args.experiment
     boards = sorted(runs.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime) if runs.exists() else []
     if not boards:
         print(f"error: no leaderboard for {args.experiment} under {runs}; run `dag-factory run {args.experiment}` first",
@@ -163,8 +171,9 @@ def cmd_predict(project: Project, args: argparse.Namespace) -> int:
     """Score new rows with the promoted model, after checking its SHA-256."""
     from dag_factory.predict import predict_file
 
+    spec = project.experiment(args.experiment)
     output = args.output or args.input.with_suffix(".predictions.csv")
-    print(predict_file(project.results, args.experiment, args.input, output))
+    print(predict_file(project.results_for(spec), spec.experiment, args.input, output))
     return 0
 
 

@@ -61,3 +61,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean "x"?)' when a close match exists, else ''."""
     matches = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f' (did you mean "{matches[0]}"?)' if matches else ""
+
+
+class TrackingError(DagFactoryError):
+    """The MLflow tracking server failed or could not be reached; a later attempt may succeed, so Airflow retries it."""

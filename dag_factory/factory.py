@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.sdk import DAG, Asset, AssetAlias, Param, TriggerRule, get_current_context, get_parsing_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -21,6 +21,10 @@ from dag_factory.errors import DagFactoryError, ModelConfigError, NothingToDo, S
 from dag_factory.layout import Project, run_dir
 from dag_factory.loader import Catalog, load_catalog, load_experiments
 from dag_factory.spec import ExperimentSpec, config_fingerprint
+from dag_factory.storage import StoragePath
+
+if TYPE_CHECKING:
+    from dag_factory.tracking import NoTracking, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +121,6 @@ def airflow_outcome(body: Callable[..., Any]) -> Callable[..., Any]:
 
 def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spec_path: Path) -> DAG:
     """The DAG of one experiment: load -> profile -> preprocess -> train[models] -> select -> promote -> report."""
-    results = str(project.results)
     names = spec.model_names()
     entries = {m.label: m for m in spec.models}
     params = {
@@ -129,11 +132,18 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
                        description="Retrain even when the data has not changed since the champion was trained."),
     }
 
-    def context_run(context: dict[str, Any]) -> tuple[ExperimentSpec, Path]:
-        """The spec with this run's params applied, and this run's folder."""
+    def context_run(context: dict[str, Any]) -> RunContext:
+        """This run's spec (with its params applied), results root, run folder and tracker.
+
+        Built when a task runs, never at parse time: opening an object store or MLflow is not cheap.
+        """
+        from dag_factory.tracking import tracker_for
+
         p = context["params"]
         run_spec = spec.model_copy(update={"cv": spec.cv.model_copy(update={"folds": int(p["cv_folds"])})})
-        return run_spec, run_dir(Path(results), spec.experiment, context["run_id"])
+        results = project.results_for(spec)
+        return RunContext(run_spec, results, run_dir(results, spec.experiment, context["run_id"]),
+                          tracker_for(run_spec, context["run_id"]))
 
     # An Asset outlet is announced whenever its task succeeds, also when promote kept the old
     # champion. Through an AssetAlias outlet, the event exists only when promote adds it.
@@ -163,28 +173,29 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
             """Load the source, keep a raw copy in the run folder."""
             from dag_factory.tasks import load_task
 
-            run_spec, folder = context_run(get_current_context())
-            return load_task(run_spec, folder, project.root)
+            run = context_run(get_current_context())
+            return load_task(run.spec, run.folder, project.root, run.tracker)
 
         @task
         @airflow_outcome
-        def profile(loaded: dict[str, Any]) -> dict[str, Any]:
+        def profile() -> dict[str, Any]:
             """Statistics of the raw data: profile.json and profile.md."""
             from dag_factory.tasks import profile_task
 
-            run_spec, folder = context_run(get_current_context())
-            return profile_task(run_spec, folder, loaded)
+            run = context_run(get_current_context())
+            return profile_task(run.spec, run.folder)
 
         @task
         @airflow_outcome
-        def preprocess(loaded: dict[str, Any], profiled: dict[str, Any]) -> dict[str, Any]:
+        def preprocess() -> dict[str, Any]:
             """Validate, clean and split once; skip the rest when the data is unchanged."""
             from dag_factory.tasks import preprocess_task
 
             context = get_current_context()
-            run_spec, folder = context_run(context)
-            config = config_fingerprint(run_spec, catalog, list(context["params"]["models"]))
-            return preprocess_task(run_spec, folder, Path(results), loaded, config, force=bool(context["params"]["force"]))
+            run = context_run(context)
+            config = config_fingerprint(run.spec, catalog, list(context["params"]["models"]))
+            return preprocess_task(run.spec, run.folder, run.results, config, force=bool(context["params"]["force"]),
+                                   tracker=run.tracker)
 
         @task(map_index_template="{{ model_name }}")
         @airflow_outcome
@@ -194,11 +205,12 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
 
             context = get_current_context()
             context["model_name"] = model_name  # type: ignore[typeddict-unknown-key]  # names the grid cell
-            run_spec, folder = context_run(context)
+            run = context_run(context)
             entry = entries[model_name]
             selected = model_name in context["params"]["models"]
             try:
-                return train_task(run_spec, folder, entry, catalog[entry.model], meta, selected=selected)
+                return train_task(run.spec, run.folder, entry, catalog[entry.model], meta, selected=selected,
+                                  tracker=run.tracker)
             except ModelConfigError as err:
                 raise AirflowFailException(f"{err} (not retried: fix the spec or models/{entry.model}.yaml)") from err
             except Exception as err:
@@ -216,18 +228,18 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
             from dag_factory.tasks import select_task
 
             context = get_current_context()
-            run_spec, folder = context_run(context)
-            return select_task(run_spec, folder, context["run_id"])
+            run = context_run(context)
+            return select_task(run.spec, run.folder, context["run_id"], run.tracker)
 
-        @task(outlets=[champion_alias])
+        @task(outlets=[champion_alias], max_active_tis_per_dag=1)  # one promotion of this experiment at a time
         @airflow_outcome
         def promote(board: dict[str, Any]) -> dict[str, Any]:
             """Replace the champion only with a better model; announce a new one as an Asset event."""
             from dag_factory.tasks import promote_task
 
             context = get_current_context()
-            run_spec, folder = context_run(context)
-            decision = promote_task(run_spec, folder, Path(results))
+            run = context_run(context)
+            decision = promote_task(run.spec, run.folder, run.results, run.tracker)
             if decision["promoted"]:
                 context["outlet_events"][champion_alias].add(champion_asset, extra={
                     "experiment": spec.experiment, "winner": decision["challenger"], "metric": decision["metric"],
@@ -240,17 +252,26 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
             """Log the run's outcome; fail the run when any model failed so it is never a silent green."""
             from dag_factory.tasks import report_task
 
-            run_spec, folder = context_run(get_current_context())
-            report_task(run_spec, folder)
+            run = context_run(get_current_context())
+            report_task(run.spec, run.folder, run.tracker)
 
-        loaded = load_data()
-        meta = preprocess(loaded, profile(loaded))
+        meta = preprocess()
+        load_data() >> profile() >> meta
         most_retries = max(spec.model_retries(m) for m in spec.models)
         trained = train.override(retries=most_retries).partial(meta=meta).expand(model_name=names)
         board = select()
         trained >> board
         promote(board) >> report()
     return dag
+
+
+class RunContext(NamedTuple):
+    """What every task of one DAG run works with."""
+
+    spec: ExperimentSpec
+    results: StoragePath
+    folder: StoragePath
+    tracker: Tracker | NoTracking
 
 
 def champion_asset_name(experiment: str) -> str:

@@ -7,12 +7,12 @@ it opens the same from the run folder, the champion's folder, an e-mail or an ar
 from __future__ import annotations
 
 import base64
-import shutil
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from dag_factory.files import write_text
+from dag_factory.storage import StoragePath, copy_file
 from dag_factory.spec import METRICS
 from dag_factory.steps.card import champion_plot_name, describe_gates
 from dag_factory.steps.plots import PLOT_KINDS, PLOT_TITLES
@@ -34,25 +34,25 @@ figcaption{font-size:0.85em;color:#52606d;text-align:center}
 """
 
 
-def write_report(board: dict[str, Any], dest: Path) -> Path:
-    """Render the leaderboard ``board`` (a run's metrics.json) into the HTML file ``dest``."""
-    return write_text(dest, render_report(board))
+def write_report(board: dict[str, Any], run_dir: StoragePath) -> StoragePath:
+    """Render the leaderboard ``board`` (a run's metrics.json) into ``run_dir/report.html``."""
+    return write_text(run_dir / REPORT_FILE, render_report(board, run_dir / "models"))
 
 
-def install_champion_report(staging: Path, board: dict[str, Any], winner: dict[str, Any], card: dict[str, Any]) -> None:
-    """Put the report and the winner's plots into a champion version folder being assembled.
+def install_champion_report(staging: Path, board: dict[str, Any], trained: StoragePath, card: dict[str, Any]) -> None:
+    """Put the report and the winner's plots (from its folder ``trained``) into a champion version being assembled.
 
     The promotion decision is not in the run's leaderboard yet, so the card's reason stands in.
     """
     decided = {**board, "decision": {"promoted": True, "reason": card["reason"]}}
-    write_report(decided, staging / REPORT_FILE)
-    folder = Path(winner["model_path"]).parent
+    write_text(staging / REPORT_FILE, render_report(decided, trained.parent))
+    winner = next(r for r in board["leaderboard"] if r["name"] == board["winner"])
     for kind, relative in winner.get("plots", {}).items():
-        shutil.copy2(folder / relative, staging / champion_plot_name(kind))
+        copy_file(trained / relative, staging / champion_plot_name(kind))
 
 
-def render_report(board: dict[str, Any]) -> str:
-    """The report as one HTML page."""
+def render_report(board: dict[str, Any], models_dir: StoragePath) -> str:
+    """The report as one HTML page; the plots are read from each model's folder in ``models_dir``."""
     title = f"{board['experiment']}: run {board['run_id']}"
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -63,7 +63,7 @@ def render_report(board: dict[str, Any]) -> str:
         _decision(board),
         "<h2>Leaderboard</h2>", _leaderboard(board),
         _thresholds(board),
-        "<h2>Plots</h2>", _plots(board),
+        "<h2>Plots</h2>", _plots(board, models_dir),
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p)
@@ -153,19 +153,19 @@ def _mean_std(value: dict[str, float]) -> str:
     return f"{value['mean']:.4f} ± {value['std']:.4f}"
 
 
-def _plots(board: dict[str, Any]) -> str:
+def _plots(board: dict[str, Any], models_dir: StoragePath) -> str:
     """One row per kind of plot, the models side by side in leaderboard order."""
     trained = [r for r in board["leaderboard"] if r["status"] == "ok"]
     sections = []
     for kind in PLOT_KINDS:
-        figures = [_figure(row, kind) for row in trained if kind in row.get("plots", {})]
+        figures = [_figure(row, kind, models_dir) for row in trained if kind in row.get("plots", {})]
         if figures:
             sections.append(f"<h3>{escape(PLOT_TITLES[kind])}</h3><div class=\"plots\">{''.join(figures)}</div>")
     return "\n".join(sections) or "<p>No plots were drawn.</p>"
 
 
-def _figure(row: dict[str, Any], kind: str) -> str:
-    path = Path(row["model_path"]).parent / row["plots"][kind]
+def _figure(row: dict[str, Any], kind: str, models_dir: StoragePath) -> str:
+    path = models_dir / row["name"] / row["plots"][kind]
     if not path.exists():
         return f"<figure><figcaption>{escape(row['name'])}: {escape(str(path))} is missing</figcaption></figure>"
     data = base64.b64encode(path.read_bytes()).decode("ascii")

@@ -6,6 +6,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dag_factory.storage import StoragePath, open_location
+
+if TYPE_CHECKING:
+    from dag_factory.spec import ExperimentSpec
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,24 @@ class Project:
         return Path(os.environ.get("DAG_FACTORY_MODELS", self.root / "models"))
 
     @property
-    def results(self) -> Path:
-        return Path(os.environ.get("DAG_FACTORY_RESULTS", self.root / "results"))
+    def results(self) -> StoragePath:
+        """The default results root: $DAG_FACTORY_RESULTS (a folder or URL; its connection in
+        $DAG_FACTORY_RESULTS_CONN_ID), else the project's results/ folder."""
+        return open_location(os.environ.get("DAG_FACTORY_RESULTS") or self.root / "results",
+                             os.environ.get("DAG_FACTORY_RESULTS_CONN_ID") or None, base=self.root)
+
+    def experiment(self, name: str) -> ExperimentSpec:
+        """The valid spec whose ``experiment`` is ``name``, or a SpecError that lists the known names."""
+        from dag_factory.loader import find_experiment, load_catalog
+
+        catalog, catalog_errors = load_catalog(self.models)
+        return find_experiment(self.experiments, catalog, name, catalog_errors)
+
+    def results_for(self, spec: ExperimentSpec) -> StoragePath:
+        """Where ``spec``'s runs and champion live: its ``results`` section, else the default root."""
+        if spec.results is None:
+            return self.results
+        return open_location(spec.results.root, spec.results.conn_id, base=self.root)
 
     @property
     def dags(self) -> Path:
@@ -45,16 +67,17 @@ def safe_run_id(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", run_id)
 
 
-def run_dir(results: Path, experiment: str, run_id: str) -> Path:
+def run_dir(results: StoragePath, experiment: str, run_id: str) -> StoragePath:
     """results/runs/<experiment>/<run id>/: everything one run produces."""
-    return Path(results) / "runs" / experiment / safe_run_id(run_id)
+    return results / "runs" / experiment / safe_run_id(run_id)
 
 
-def best_dir(results: Path, experiment: str) -> Path:
-    """results/best/<experiment>/: the promoted champion."""
-    return Path(results) / "best" / experiment
+def best_dir(results: StoragePath, experiment: str) -> StoragePath:
+    """results/best/<experiment>: the champion (a link to its version folder on a disk, a prefix
+    holding the pointer object on an object store)."""
+    return results / "best" / experiment
 
 
-def last_trained_file(results: Path, experiment: str) -> Path:
+def last_trained_file(results: StoragePath, experiment: str) -> StoragePath:
     """results/best/.last_trained/<experiment>.json: the fingerprints of the newest run that trained."""
-    return Path(results) / "best" / ".last_trained" / f"{experiment}.json"
+    return results / "best" / ".last_trained" / f"{experiment}.json"

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dag_factory.errors import SpecError, did_you_mean
+from dag_factory.extras import storage_problem, tracking_problem
 from dag_factory.spec import DEFAULT_ALLOWED_MODULES, SLUG_HINT, CatalogEntry, ExperimentSpec
 
 #: Spec keys that look like credentials; those belong in Airflow connections or the environment.
@@ -107,7 +108,7 @@ def load_experiment(
         raise SpecError(str(path), ["the file must hold a mapping with at least 'experiment', 'data' and 'models'"])
     _raise_unsafe(path, raw, root)
     spec = _validate(ExperimentSpec, raw, path, root)
-    problems = [p for p in [_schedule_problem(spec.schedule, root)] if p]
+    problems = [p for p in [_schedule_problem(spec.schedule, root)] if p] + _integration_problems(spec, root)
     for i, entry in enumerate(spec.models):
         where = f"models[{i}].model{_line(root, ('models', i, 'model'))}"
         if catalog_errors and entry.model in catalog_errors:
@@ -121,6 +122,18 @@ def load_experiment(
     if problems:
         raise SpecError(str(path), problems)
     return spec
+
+
+def _integration_problems(spec: ExperimentSpec, root: yaml.Node | None) -> list[str]:
+    """A data source, results root or tracking section that needs a package (an extra) not installed here."""
+    checks = [(("data", "source"), spec.data.source, False)]
+    if spec.results is not None:
+        checks.append((("results", "root"), spec.results.root, True))
+    found = [f"{_key_path(loc)}{_line(root, loc)}: {problem}"
+             for loc, url, writable in checks if (problem := storage_problem(url, writable))]
+    if spec.tracking is not None and (problem := tracking_problem()):
+        found.append(f"tracking{_line(root, ('tracking',))}: {problem}")
+    return found
 
 
 def load_experiments(

@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 
 from dag_factory.errors import DataError, ModelError
-from dag_factory.files import read_json, sha256_file
+from dag_factory.files import read_joblib, read_json, sha256_file, write_text
 from dag_factory.layout import best_dir
 from dag_factory.steps.card import CARD_JSON, package_versions
+from dag_factory.steps.champion_store import champion_store
 from dag_factory.steps.metrics import predicted_labels
 from dag_factory.steps.promote import verify_champion
+from dag_factory.storage import StoragePath
 
 log = logging.getLogger(__name__)
 
 
-def load_champion(results: Path, experiment: str) -> tuple[Any, dict[str, Any]]:
+def load_champion(results: StoragePath, experiment: str) -> tuple[Any, dict[str, Any]]:
     """The champion's fitted Pipeline and model card; refuses an artifact whose SHA-256 differs from the card's.
 
-    The champion link is resolved once, so a promotion happening meanwhile cannot pair one
-    version's card with another version's model.
+    The champion's version folder is looked up once, so a promotion happening meanwhile cannot
+    pair one version's card with another version's model.
     """
-    link = best_dir(results, experiment)
-    if not (link / CARD_JSON).exists():
-        raise ModelError(f"no champion for {experiment} in {link}; run `dag-factory run {experiment}` first")
-    folder = link.resolve()
+    folder = champion_store(results, experiment).current()
+    if folder is None:
+        raise ModelError(f"no champion for {experiment} in {best_dir(results, experiment)}; "
+                         f"run `dag-factory run {experiment}` first")
     card = read_json(folder / CARD_JSON)
     artifact = folder / card["artifact"]["file"]
     if not artifact.is_file():
@@ -42,7 +42,7 @@ def load_champion(results: Path, experiment: str) -> tuple[Any, dict[str, Any]]:
         )
     verify_champion(folder)  # the card (threshold, features) and every other file, too
     _warn_on_version_drift(card)
-    return joblib.load(artifact), card
+    return read_joblib(artifact), card
 
 
 def predict_frame(model: Any, card: dict[str, Any], rows: pd.DataFrame, source: str = "the input") -> pd.DataFrame:
@@ -66,16 +66,16 @@ def predict_frame(model: Any, card: dict[str, Any], rows: pd.DataFrame, source: 
     return out
 
 
-def predict_file(results: Path, experiment: str, input_csv: Path, output_csv: Path) -> Path:
-    """Score a CSV of new rows with the champion and write the predictions as CSV."""
+def predict_file(results: StoragePath, experiment: str, input_csv: StoragePath, output_csv: StoragePath) -> StoragePath:
+    """Score a CSV of new rows with the champion and write the predictions as CSV (either file on any storage)."""
     model, card = load_champion(results, experiment)
     try:
-        rows = pd.read_csv(input_csv)
+        with input_csv.open("rb") as handle:
+            rows = pd.read_csv(handle)
     except (OSError, ValueError) as err:
         raise DataError(f"cannot read {input_csv} as CSV: {err}; give a CSV file with a header row") from err
     scored = predict_frame(model, card, rows, source=str(input_csv))
-    output_csv.parent.mkdir(parents=True, exist_ok=True)
-    scored.to_csv(output_csv, index=False)
+    write_text(output_csv, scored.to_csv(index=False))
     log.info("Scored %d rows of %s with %s (run %s, threshold %s) into %s",
              len(scored), input_csv, card["model"]["name"], card["run_id"], card.get("threshold"), output_csv)
     return output_csv

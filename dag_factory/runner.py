@@ -16,16 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dag_factory.errors import SpecError
+from dag_factory.files import write_text
 from dag_factory.layout import Project, run_dir
+from dag_factory.storage import StoragePath
 
 
 @dataclass
 class RunOutcome:
-    """What a finished local run left: its state, id and folder."""
+    """What a finished local run left: its state, id and folder (on a disk or an object store)."""
 
     state: str
     run_id: str
-    folder: Path
+    folder: StoragePath
 
 
 def airflow_environment(project: Project) -> dict[str, str]:
@@ -41,6 +44,7 @@ def airflow_environment(project: Project) -> dict[str, str]:
 
 def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | None = None) -> RunOutcome:
     """Run ``experiment`` in a child process and keep its whole log in the run folder."""
+    results = _results_of(project, experiment)
     env = {**os.environ, **airflow_environment(project)}
     with tempfile.TemporaryDirectory() as scratch:
         outcome_file = Path(scratch) / "outcome.json"
@@ -57,10 +61,17 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
             raise RuntimeError(f"the Airflow run of {experiment} ended (exit code {child.returncode}) before it "
                                f"started a DAG run; see the output above")
         outcome = json.loads(outcome_file.read_text())
-        folder = run_dir(project.results, experiment, outcome["run_id"])
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "run.log").write_text(log_file.read_text(encoding="utf-8"), encoding="utf-8")
+        folder = run_dir(results, experiment, outcome["run_id"])
+        write_text(folder / "run.log", log_file.read_text(encoding="utf-8"))
     return RunOutcome(state=outcome["state"], run_id=outcome["run_id"], folder=folder)
+
+
+def _results_of(project: Project, experiment: str) -> StoragePath:
+    """The experiment's results root; the default one for a stand-in DAG of a broken spec (it has no spec)."""
+    try:
+        return project.results_for(project.experiment(experiment))
+    except SpecError:
+        return project.results
 
 
 def migrate_database() -> None:

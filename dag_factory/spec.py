@@ -150,6 +150,35 @@ class SelectionSpec(StrictModel):
     )
 
 
+class ResultsSpec(StrictModel):
+    """Where an experiment's runs and champion are written."""
+
+    root: str = Field(
+        description="A folder (relative to the project) or a URL: file:///srv/results, s3://bucket/prefix, "
+        "gs://bucket/prefix, or any other fsspec URL. Default: the project's results/ folder."
+    )
+    conn_id: str | None = Field(
+        None, description="Airflow connection with the store's credentials (for S3: type aws, login = access key "
+        "id, password = secret key, extra endpoint_url / region_name). Default: the standard environment "
+        "(AWS_* variables, ~/.aws, an instance role).",
+    )
+
+
+class TrackingSpec(StrictModel):
+    """Mirror every run into an MLflow tracking server (the mlflow extra)."""
+
+    uri: str | None = Field(
+        None, description="MLflow tracking URI, e.g. http://mlflow.internal:5000. Default: $MLFLOW_TRACKING_URI."
+    )
+    experiment: str | None = Field(None, description="MLflow experiment name. Default: the experiment's name.")
+    registered_model: str | None = Field(
+        None, description="Registered model that a promotion adds a version to and points the 'champion' alias at. "
+        "Default: the experiment's name.",
+    )
+    retries: int = Field(3, ge=0, le=10, description="Retries of each request to the server before the task fails.")
+    timeout_seconds: float = Field(30.0, gt=0, description="Time limit of each request to the server.")
+
+
 class ExperimentSpec(StrictModel):
     """One experiment: one YAML file in experiments/, one Airflow DAG."""
 
@@ -166,6 +195,8 @@ class ExperimentSpec(StrictModel):
     cv: CVSpec = Field(default_factory=CVSpec)
     models: list[ModelEntry] = Field(min_length=1)
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
+    results: ResultsSpec | None = Field(None, description="Where results go; default: the project's results/ folder.")
+    tracking: TrackingSpec | None = Field(None, description="MLflow tracking; default: none.")
 
     @field_validator("models")
     @classmethod

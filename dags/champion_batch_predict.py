@@ -44,7 +44,7 @@ with DAG(
         for event in context["triggering_asset_events"].get(CHAMPION, []):
             print(f"New champion: {event.extra.get('winner')} {event.extra.get('metric')}="
                   f"{event.extra.get('score')} from run {event.extra.get('run_id')}")
-        results = PROJECT.results
+        results = PROJECT.results_for(PROJECT.experiment(EXPERIMENT))
         rows = results / context["params"]["input"]
         if not rows.exists():
             raise AirflowSkipException(f"no new rows to score: {rows} does not exist")

@@ -136,30 +136,35 @@ def load_spec(tmp: Path, text: str):
     return load_experiment(path, load_catalog(REPO / "models")[0])
 
 
-def prepare(spec, results: Path, run_id: str, force: bool = True, config: str = "tests") -> tuple[Path, dict]:
-    """Run the DAG's load, profile and preprocess task bodies without Airflow: the run folder and meta."""
+def prepare(spec, results: Path, run_id: str, force: bool = True, config: str | None = None) -> tuple[Path, dict]:
+    """Run the DAG's load, profile and preprocess task bodies without Airflow: the run folder and meta.
+
+    ``config`` stands for the spec's config fingerprint (default: the real one).
+    """
     from dag_factory.layout import run_dir
+    from dag_factory.spec import config_fingerprint
     from dag_factory.tasks import load_task, preprocess_task, profile_task
 
     folder = run_dir(results, spec.experiment, run_id)
-    loaded = load_task(spec, folder)
-    profile_task(spec, folder, loaded)
-    return folder, preprocess_task(spec, folder, results, loaded, config=config, force=force)
+    load_task(spec, folder)
+    profile_task(spec, folder)
+    config = config or config_fingerprint(spec, shipped_catalog(), spec.model_names())
+    return folder, preprocess_task(spec, folder, results, config=config, force=force)
 
 
 def run_steps(spec, results: Path, run_id: str, force: bool = True) -> Path:
-    """Run every task body of the DAG in the DAG's order, without Airflow; return the run folder.
+    """Run every task body of the DAG up to promote, in the DAG's order, without Airflow; return the run folder.
 
     A DataError stops it where it stops the DAG: before any model trains or is promoted.
     """
+    from dag_factory.tasks import run_steps as run_task_bodies
+
+    return run_task_bodies(spec, shipped_catalog(), results, run_id, force=force, until="promote")
+
+
+def shipped_catalog() -> dict:
+    """The model catalog in the checkout's models/."""
     from conftest import REPO
     from dag_factory.loader import load_catalog
-    from dag_factory.tasks import promote_task, select_task, train_task
 
-    catalog = load_catalog(REPO / "models")[0]
-    folder, meta = prepare(spec, results, run_id, force)
-    for entry in spec.models:
-        train_task(spec, folder, entry, catalog[entry.model], meta)
-    select_task(spec, folder, run_id)
-    promote_task(spec, folder, results)
-    return folder
+    return load_catalog(REPO / "models")[0]

@@ -12,7 +12,6 @@ import yaml
 
 from conftest import REPO, fast_spec
 from dag_factory import tasks
-from dag_factory.layout import run_dir
 from dag_factory.loader import load_catalog
 from dag_factory.spec import CatalogEntry, ExperimentSpec
 
@@ -46,13 +45,4 @@ def shipped_spec(name: str = "breast_cancer") -> ExperimentSpec:
 
 def run_steps(spec: ExperimentSpec, results: Path, run_id: str) -> Path:
     """load -> preprocess -> train every model -> select -> promote -> report; returns the run folder."""
-    models = catalog()
-    folder = run_dir(results, spec.experiment, run_id)
-    loaded = tasks.load_task(spec, folder)
-    meta = tasks.preprocess_task(spec, folder, results, loaded, config="tests", force=True)
-    for entry in spec.models:
-        tasks.train_task(spec, folder, entry, models[entry.model], meta)
-    tasks.select_task(spec, folder, run_id)
-    tasks.promote_task(spec, folder, results)
-    tasks.report_task(spec, folder)
-    return folder
+    return tasks.run_steps(spec, catalog(), results, run_id, force=True)

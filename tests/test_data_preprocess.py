@@ -22,7 +22,7 @@ def test_split_is_stratified_and_keeps_the_file_order_of_features(tmp_path):
     meta = preprocess(wdbc_frame(), data, SplitSpec(), tmp_path)
     assert meta["numeric"] == WDBC_FEATURES and meta["categorical"] == []
     assert meta["classes"] == ["B", "M"] and meta["positive_class"] == "M"
-    x_train, y_train, x_test, y_test = load_split(meta)
+    x_train, y_train, x_test, y_test = load_split(tmp_path, meta["target"])
     assert (len(x_train), len(x_test)) == (455, 114)
     assert (y_train.mean(), y_test.mean()) == pytest.approx((212 / 569, 212 / 569), abs=0.005)
     assert read_json(tmp_path / "meta.json") == meta

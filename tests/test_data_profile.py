@@ -72,7 +72,7 @@ def test_profile_task_writes_json_and_markdown_and_logs_the_table(tmp_path, capl
     frame.to_parquet(raw)
     spec = ExperimentSpec(experiment="bc", data=WDBC, models=[ModelEntry(model="logistic_regression")])
     with caplog.at_level(logging.INFO, logger="dag_factory.steps.profile"):
-        result = profile_task(spec, tmp_path, {"raw_path": str(raw)})
+        result = profile_task(spec, tmp_path)
     assert result["rows"] == 569 and result["class_balance"]["M"]["count"] == 212
     assert read_json(tmp_path / "profile.json")["columns_stats"]["texture_mean"]["missing"] == 1
     markdown = (tmp_path / "profile.md").read_text()

@@ -11,17 +11,21 @@ from dag_factory.cli import main
 from dag_factory.errors import DataError, ModelError
 from dag_factory.layout import best_dir
 from dag_factory.predict import load_champion, predict_file
-from evaluation_support import quick_spec, run_steps
+from conftest import REPO, fast_spec
+from evaluation_support import run_steps, spec_from_text
 
 EXPERIMENT = "predictable"
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A project folder whose results hold a champion, and the run that made it."""
+    """A project folder (its spec, the catalog) whose results hold a champion, and the run that made it."""
     root = tmp_path_factory.mktemp("predict") / "project"
-    spec = quick_spec(EXPERIMENT, "  - model: logistic_regression\n  - model: xgboost\n")
-    folder = run_steps(spec, root / "results", "p")
+    text = fast_spec(EXPERIMENT, "  - model: logistic_regression\n  - model: xgboost\n")
+    shutil.copytree(REPO / "models", root / "models")
+    (root / "experiments").mkdir()
+    (root / "experiments" / f"{EXPERIMENT}.yaml").write_text(text, encoding="utf-8")
+    folder = run_steps(spec_from_text(text), root / "results", "p")
     return root, folder
 
 

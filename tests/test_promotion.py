@@ -24,7 +24,7 @@ from dag_factory.layout import best_dir
 from dag_factory.loader import load_catalog
 from dag_factory.spec import ExperimentSpec, config_fingerprint
 from dag_factory.steps import promote as promotion
-from dag_factory.tasks import load_task, preprocess_task, report_task, select_task, train_task
+from dag_factory.tasks import report_task, run_steps
 
 from conftest import REPO
 
@@ -47,14 +47,7 @@ STRONG = spec_of({"model": "logistic_regression"})
 
 def train_run(results: Path, spec: ExperimentSpec, run_id: str) -> Path:
     """Load, split, train and rank one run with the real steps; returns its run folder."""
-    catalog, _ = load_catalog(REPO / "models")
-    folder = results / "runs" / EXPERIMENT / run_id
-    meta = preprocess_task(spec, folder, results, load_task(spec, folder),
-                           config_fingerprint(spec, catalog, spec.model_names()))
-    for entry in spec.models:
-        train_task(spec, folder, entry, catalog[entry.model], meta)
-    select_task(spec, folder, run_id)
-    return folder
+    return run_steps(spec, load_catalog(REPO / "models")[0], results, run_id, until="select")
 
 
 def promote_run(results: Path, spec: ExperimentSpec, folder: Path) -> dict[str, Any]:
@@ -97,16 +90,24 @@ def assert_one_whole_champion(results: Path) -> dict[str, Any]:
 
 def in_child(body: Callable[[], Any]) -> int:
     """Run ``body`` in a forked child; its exit status (negative: killed by that signal)."""
-    pid = os.fork()
-    if pid == 0:  # the child never returns to pytest
-        code = 1
-        try:
-            body()
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    return in_children(body)[0]
+
+
+def in_children(*bodies: Callable[[], Any]) -> list[int]:
+    """Run each body in a forked child of its own, all at once; their exit statuses (negative: killed by that signal)."""
+    pids = []
+    for body in bodies:
+        pid = os.fork()
+        if pid == 0:  # the child never returns to pytest
+            code = 1
+            try:
+                body()
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    statuses = [os.waitpid(pid, 0)[1] for pid in pids]
+    return [-os.WTERMSIG(s) if os.WIFSIGNALED(s) else os.WEXITSTATUS(s) for s in statuses]
 
 
 def die_at_call(n: int) -> None:
@@ -137,7 +138,7 @@ def test_sigkill_at_every_file_operation_leaves_the_old_or_the_new_champion(resu
         assert status == -signal.SIGKILL
         outcomes.append(assert_one_whole_champion(results)["run_id"])
         if read_json(run_dir(results, "strong") / "metrics.json")["decision"] is None:
-            with pytest.raises(RunFailed, match="the promotion of logistic_regression did not finish"):
+            with pytest.raises(RunFailed, match="the promotion of logistic_regression did not happen or did not finish"):
                 report_task(STRONG, run_dir(results, "strong"))  # the run shows the kill, never a silent green
         assert promote_run(results, STRONG, run_dir(results, "strong"))["promoted"]  # a retry recovers
         assert assert_one_whole_champion(results)["run_id"] == "strong"
@@ -159,17 +160,12 @@ def test_two_racing_promotions_keep_the_better_model(results, monkeypatch):
 
     monkeypatch.setattr(promotion, "model_card", slow_card)
     start = time.time() + 0.5
-    pids = []
-    for spec, run_id in ((STRONG, "strong"), (WEAK, "weak")):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                time.sleep(max(0.0, start - time.time()))
-                promote_run(results, spec, run_dir(results, run_id))
-            finally:
-                os._exit(0)
-        pids.append(pid)
-    assert all(os.waitpid(pid, 0)[1] == 0 for pid in pids)
+
+    def promote_at_start(spec: ExperimentSpec, run_id: str) -> None:
+        time.sleep(max(0.0, start - time.time()))
+        promote_run(results, spec, run_dir(results, run_id))
+
+    assert in_children(lambda: promote_at_start(STRONG, "strong"), lambda: promote_at_start(WEAK, "weak")) == [0, 0]
     card = promotion.champion(results, EXPERIMENT)
     assert card["run_id"] == "strong"
     history = [json.loads(line)["run_id"] for line in

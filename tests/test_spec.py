@@ -46,6 +46,12 @@ FAULTS: dict[str, tuple[str, str]] = {
                      'key "models" is written twice in the same mapping (first on line 7)'),
     "disallowed_estimator": (fast_spec("disallowed_estimator", "  - model: evil\n"),
                              'estimator "os.system" is not in an allowed module (sklearn., xgboost.)'),
+    "results_on_a_web_page": (fast_spec("results_on_a_web_page") + "results:\n  root: https://example.com/ml\n",
+                              "results.root (line 13): an http(s) URL cannot hold results; use a folder or an object"),
+    "results_scheme_unknown": (fast_spec("results_scheme_unknown") + "results:\n  root: nosuch://bucket/ml\n",
+                               'results.root (line 13): unknown URL scheme "nosuch://"'),
+    "tracking_typo": (fast_spec("tracking_typo") + "tracking:\n  uri: http://mlflow:5000\n  retrys: 3\n",
+                      'tracking.retrys (line 14): unknown key "retrys" (did you mean "retries"?)'),
 }
 
 
@@ -174,3 +180,22 @@ def test_a_spec_airflow_rejects_after_validation_becomes_a_stand_in(broken_proje
     dags = factory.build_dags(broken_project)
     assert "quick" in dags
     assert "Airflow cannot build the DAG from this spec" in dags["invalid_spec__quick2"].doc_md
+
+
+@pytest.mark.parametrize(("section", "module", "extra", "where"), [
+    ("results:\n  root: s3://team-bucket/ml\n", "s3fs", "s3", "results.root (line 13)"),
+    ("tracking:\n  uri: http://mlflow.internal:5000\n", "mlflow", "mlflow", "tracking (line 13)"),
+])
+def test_a_spec_needing_a_missing_extra_names_the_extra_to_install(tmp_path, monkeypatch, section, module, extra,
+                                                                   where):
+    from dag_factory import extras
+    from dag_factory.errors import SpecError
+    from dag_factory.loader import load_catalog, load_experiment
+
+    monkeypatch.setattr(extras, "installed", lambda name: name != module)  # as if its package were not installed
+    path = tmp_path / "needs_extra.yaml"
+    path.write_text(fast_spec("needs_extra") + section)
+    with pytest.raises(SpecError) as refused:
+        load_experiment(path, load_catalog(REPO / "models")[0])
+    assert f"{where}: " in str(refused.value)
+    assert f"install the {extra} extra: pip install 'dag-factory-experiments[{extra}]'" in str(refused.value)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from dag_factory.errors import DataError
-from dag_factory.files import write_json
+from dag_factory.files import read_parquet, write_json, write_parquet
 from dag_factory.spec import DataSpec, SplitSpec
 from dag_factory.steps.validate import clean, positive_label
+from dag_factory.storage import StoragePath
 
 log = logging.getLogger(__name__)
+
+TRAIN_FILE = "train.parquet"
+TEST_FILE = "test.parquet"
 
 
 def encode_target(labels: pd.Series, data: DataSpec) -> tuple[pd.Series, list[str]]:
@@ -42,7 +45,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def preprocess(raw: pd.DataFrame, data: DataSpec, split: SplitSpec, out_dir: Path) -> dict[str, Any]:
+def preprocess(raw: pd.DataFrame, data: DataSpec, split: SplitSpec, out_dir: StoragePath) -> dict[str, Any]:
     """Clean and split ``raw``; write train/test Parquet and meta.json into ``out_dir``.
 
     Returns the small dict of facts (paths, sizes, classes, fingerprint) later steps need.
@@ -58,10 +61,7 @@ def preprocess(raw: pd.DataFrame, data: DataSpec, split: SplitSpec, out_dir: Pat
     except ValueError as err:  # e.g. a test split with fewer rows than there are classes
         raise DataError(f"split.test_size {split.test_size}: cannot make a stratified split of {len(table)} rows "
                         f"and {len(classes)} classes ({err}); raise split.test_size or add data") from err
-    out_dir.mkdir(parents=True, exist_ok=True)
-    train_path, test_path = out_dir / "train.parquet", out_dir / "test.parquet"
-    train.to_parquet(train_path)
-    test.to_parquet(test_path)
+    train_path, test_path = write_parquet(train, out_dir / TRAIN_FILE), write_parquet(test, out_dir / TEST_FILE)
     categorical = [c for c in data.categorical if c in features.columns]
     meta = {
         "train_path": str(train_path),
@@ -85,9 +85,8 @@ def preprocess(raw: pd.DataFrame, data: DataSpec, split: SplitSpec, out_dir: Pat
     return meta
 
 
-def load_split(meta: dict[str, Any]) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
-    """Read the train and test splits written by ``preprocess``: X_train, y_train, X_test, y_test."""
-    target = meta["target"]
-    train = pd.read_parquet(meta["train_path"])
-    test = pd.read_parquet(meta["test_path"])
+def load_split(data_dir: StoragePath, target: str) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
+    """Read the train and test splits ``preprocess`` wrote into ``data_dir``: X_train, y_train, X_test, y_test."""
+    train = read_parquet(data_dir / TRAIN_FILE)
+    test = read_parquet(data_dir / TEST_FILE)
     return train.drop(columns=[target]), train[target], test.drop(columns=[target]), test[target]

@@ -1,58 +1,56 @@
-"""Promote step: replace the champion in results/best/<experiment>/ only with a better model.
+"""Promote step: replace an experiment's champion only with a better model.
 
-The champion folder is a symlink to a complete, immutable version folder. A new champion is
-written in full beside the old one, then the symlink is swapped with one atomic rename, under
-a lock, so readers and a killed process always see one whole champion, never a mix, and two
-runs finishing together cannot both win. Every file of a version has its SHA-256 in the
-version's SHA256SUMS; ``champion`` refuses a champion whose files no longer match.
+The champion store (``champion_store``) keeps every champion as a complete, never-changed
+version folder and switches a small pointer to a new one in a single step, so readers and a
+killed process always see one whole champion, and two runs finishing together cannot both
+win. Every file of a version has its SHA-256 in the version's SHA256SUMS; ``champion``
+refuses a champion whose files no longer match.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
-import shutil
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import joblib
 from sklearn.model_selection import FixedThresholdClassifier
 
 from dag_factory.errors import ModelError
 from dag_factory.files import (
-    MANIFEST, fsync_dir, manifest_problems, read_json, sha256_file, write_json, write_manifest, write_text,
+    MANIFEST, manifest_problems, read_joblib, read_json, sha256_file, write_json, write_manifest, write_text,
 )
 from dag_factory.html_report import install_champion_report
-from dag_factory.layout import best_dir, safe_run_id
+from dag_factory.layout import safe_run_id
 from dag_factory.spec import ExperimentSpec
 from dag_factory.steps.card import CARD_JSON, CARD_MD, card_markdown, model_card
+from dag_factory.steps.champion_store import ChampionMoved, LinkStore, PointerStore, champion_store
 from dag_factory.steps.metrics import metric_is_better
 from dag_factory.steps.select import LEADERBOARD_FILE
+from dag_factory.storage import StoragePath, copy_file
 
 log = logging.getLogger(__name__)
 
 HISTORY = "history.jsonl"
-STAGING_PREFIX = ".staging-"
+#: How often a promotion decides again when another one switched the champion meanwhile.
+MAX_ATTEMPTS = 5
 
 
-def champion(results: Path, experiment: str) -> dict[str, Any] | None:
+def champion(results: StoragePath, experiment: str) -> dict[str, Any] | None:
     """The current champion's model card, or None when nothing was promoted yet.
 
     Raises ModelError when a file of the champion no longer matches its recorded SHA-256.
     """
-    folder = best_dir(results, experiment).resolve()  # one version, even if another run swaps the link meanwhile
-    if not (folder / CARD_JSON).exists():
-        return None
+    folder = champion_store(results, experiment).current()
+    return None if folder is None else _verified_card(folder)
+
+
+def _verified_card(folder: StoragePath) -> dict[str, Any]:
     verify_champion(folder)
     return read_json(folder / CARD_JSON)
 
 
-def verify_champion(folder: Path) -> None:
+def verify_champion(folder: StoragePath) -> None:
     """Raise ModelError unless every file of the champion in ``folder`` matches its SHA-256."""
     if (folder / MANIFEST).exists():
         problems = manifest_problems(folder)
@@ -63,11 +61,11 @@ def verify_champion(folder: Path) -> None:
     if problems:
         raise ModelError(
             f"the champion in {folder} was changed after promotion ({'; '.join(problems)}); refusing to use it. "
-            "Restore the file, or delete the results/best/<experiment> link to start over (every promoted "
-            "version stays in results/best/.versions/)")
+            "Restore the file, or delete the results/best/<experiment> link (or champion.json) to start over "
+            "(every promoted version stays in results/best/.versions/)")
 
 
-def promote(spec: ExperimentSpec, results: Path, run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
+def promote(spec: ExperimentSpec, results: StoragePath, run_dir: StoragePath, meta: dict[str, Any]) -> dict[str, Any]:
     """Compare this run's winner with the champion, promote it if it is better, record the decision.
 
     The decision (promoted or not, and why) is written into the run's leaderboard. Running it
@@ -80,20 +78,36 @@ def promote(spec: ExperimentSpec, results: Path, run_dir: Path, meta: dict[str, 
         log.warning("Nothing to promote: %s", decision["reason"])
         return decision
     winner = next(r for r in board["leaderboard"] if r["name"] == board["winner"])
-    with _lock(results, spec.experiment):
-        _sweep(results, spec.experiment)
-        current = champion(results, spec.experiment)
-        if current is not None and current.get("evaluation_ground") != evaluation_ground(spec, meta):
-            current = _rescored(spec, results, meta, current)
-        decision = _decide(spec, board["run_id"], winner, current)
-        if decision["promoted"]:
-            decision["path"] = str(best_dir(results, spec.experiment))
-        if decision["promoted"] and not decision.get("repeated"):
-            card = {**model_card(spec, board, winner, meta, decision), "evaluation_ground": evaluation_ground(spec, meta)}
-            _install(results, spec.experiment, winner, card, {**board, "decision": decision})
+    store = champion_store(results, spec.experiment)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            decision = _promote_once(spec, store, run_dir, meta, board, winner)
+            break
+        except ChampionMoved as moved:
+            log.warning("%s (attempt %d of %d); deciding again against the new champion", moved, attempt, MAX_ATTEMPTS)
+    else:
+        raise ModelError(f"the champion of {spec.experiment} was replaced {MAX_ATTEMPTS} times while this run "
+                         "promoted; clear the promote task to decide again")
     board["decision"] = decision
     write_json(board_path, board)
     log.info("Promotion decision: %s", decision["reason"])
+    return decision
+
+
+def _promote_once(spec: ExperimentSpec, store: LinkStore | PointerStore, run_dir: StoragePath,
+                  meta: dict[str, Any], board: dict[str, Any], winner: dict[str, Any]) -> dict[str, Any]:
+    """One compare-and-swap: read the champion, decide, and install the winner if it is better."""
+    with store.claim():
+        folder = store.current()
+        current = None if folder is None else _verified_card(folder)
+        if current is not None and current.get("evaluation_ground") != evaluation_ground(spec, meta):
+            current = _rescored(spec, folder, run_dir, meta, current)
+        decision = _decide(spec, board["run_id"], winner, current)
+        if decision.get("repeated"):
+            decision["path"] = str(folder)
+        elif decision["promoted"]:
+            card = {**model_card(spec, board, winner, meta, decision), "evaluation_ground": evaluation_ground(spec, meta)}
+            decision["path"] = str(_install(store, folder, run_dir, winner, card, {**board, "decision": decision}))
     return decision
 
 
@@ -107,7 +121,8 @@ def evaluation_ground(spec: ExperimentSpec, meta: dict[str, Any]) -> dict[str, A
             "target_recall": None if threshold is None else threshold.target_recall}
 
 
-def _rescored(spec: ExperimentSpec, results: Path, meta: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+def _rescored(spec: ExperimentSpec, folder: StoragePath, run_dir: StoragePath, meta: dict[str, Any],
+              current: dict[str, Any]) -> dict[str, Any]:
     """The champion's card with its CV scores measured again on this run's data and folds.
 
     When the data, split or CV protocol changed since the champion was trained, its recorded
@@ -120,9 +135,9 @@ def _rescored(spec: ExperimentSpec, results: Path, meta: dict[str, Any], current
     from dag_factory.steps.preprocess import load_split
     from dag_factory.steps.train import evaluate_cv, target_recall_of
 
-    model = joblib.load(best_dir(results, spec.experiment).resolve() / "model.joblib")
+    model = read_joblib(folder / "model.joblib")
     pipeline = model.estimator.estimator if isinstance(model, FixedThresholdClassifier) else model
-    x_train, y_train, _, _ = load_split(meta)
+    x_train, y_train, _, _ = load_split(run_dir / "data", meta["target"])
     try:
         _, _, cv = evaluate_cv(clone(pipeline), x_train, y_train, spec.cv,
                                target_recall_of(spec, len(meta["classes"])))
@@ -159,80 +174,28 @@ def _decide(spec: ExperimentSpec, run_id: str, winner: dict[str, Any], current: 
     return {**decision, "reason": verdict % "does not beat" + "; champion kept"}
 
 
-def _install(
-    results: Path, experiment: str, winner: dict[str, Any], card: dict[str, Any], board: dict[str, Any]
-) -> Path:
-    """Write the new champion as a complete version folder, then atomically point best/ at it."""
-    link = best_dir(results, experiment)
-    if link.exists() and not link.is_symlink():
-        raise ModelError(f"{link} is a plain folder, not a champion link; move it away and run again")
-    versions = _versions(results, experiment)
-    version = versions / f"{safe_run_id(card['run_id'])}-{uuid.uuid4().hex[:8]}"
-    staging = versions / f"{STAGING_PREFIX}{version.name}"
-    staging.mkdir(parents=True)
-    shutil.copy2(winner["model_path"], staging / "model.joblib")
-    if sha256_file(staging / "model.joblib") != winner["model_sha256"]:
-        shutil.rmtree(staging)
-        raise ModelError(f"{winner['model_path']} does not match the SHA-256 its training recorded; champion kept")
-    shutil.copy2(Path(winner["model_path"]).with_name("metrics.json"), staging / "metrics.json")
-    write_json(staging / "leaderboard.json", board)  # with this promotion's decision
-    write_json(staging / CARD_JSON, card)
-    write_text(staging / CARD_MD, card_markdown(card))
-    install_champion_report(staging, board, winner, card)  # report.html and plot_*.png
-    history = (link / HISTORY).read_text(encoding="utf-8") if (link / HISTORY).exists() else ""
-    entry = {"promoted_at": card["promoted_at"], "run_id": card["run_id"], "model": card["model"]["name"],
-             "metric": card["metric"], "score": card["cv"][card["metric"]]["mean"], "reason": card["reason"],
-             "version": version.name}
-    write_text(staging / HISTORY, history + json.dumps(entry, sort_keys=True) + "\n")
-    write_manifest(staging)
-    _fsync_tree(staging)
-    staging.rename(version)
-    fsync_dir(versions)
-    pointer = link.with_name(f".{experiment}.link-{uuid.uuid4().hex[:8]}")
-    os.symlink(os.path.relpath(version, link.parent), pointer)
-    os.replace(pointer, link)  # the atomic switch: best/<experiment> now names the new version
-    fsync_dir(link.parent)
-    log.info("Promoted %s to %s (version %s)", card["model"]["name"], link, version.name)
-    return link
-
-
-def _versions(results: Path, experiment: str) -> Path:
-    """results/best/.versions/<experiment>/: every promoted champion, complete and never changed."""
-    return Path(results) / "best" / ".versions" / experiment
-
-
-def _sweep(results: Path, experiment: str) -> None:
-    """Remove what a promotion killed midway left (staging folders, unused links); call under the lock.
-
-    A version folder renamed but never linked stays: it is complete, and only the link makes it the champion.
-    """
-    versions = _versions(results, experiment)
-    for staging in versions.glob(f"{STAGING_PREFIX}*") if versions.exists() else ():
-        log.warning("Removing %s, left by a promotion that did not finish", staging)
-        shutil.rmtree(staging, ignore_errors=True)
-    for pointer in best_dir(results, experiment).parent.glob(f".{experiment}.link-*"):
-        pointer.unlink(missing_ok=True)
-
-
-@contextmanager
-def _lock(results: Path, experiment: str) -> Iterator[None]:
-    """Exclusive lock per experiment, so compare-and-swap of the champion is one step.
-
-    The kernel releases it when the holder dies, even by SIGKILL.
-    """
-    path = Path(results) / "best" / f".{experiment}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file of a version folder and the folder itself before it is renamed into place."""
-    for path in folder.iterdir():
-        with path.open("rb") as handle:
-            os.fsync(handle.fileno())
-    fsync_dir(folder)
+def _install(store: LinkStore | PointerStore, current: StoragePath | None, run_dir: StoragePath,
+             winner: dict[str, Any], card: dict[str, Any], board: dict[str, Any]) -> StoragePath:
+    """Assemble the new champion as a complete version folder, then let the store switch to it."""
+    version = f"{safe_run_id(card['run_id'])}-{uuid.uuid4().hex[:8]}"
+    trained = run_dir / "models" / winner["name"]
+    with store.staging(version) as staging:
+        copy_file(trained / "model.joblib", staging / "model.joblib")
+        if sha256_file(staging / "model.joblib") != winner["model_sha256"]:
+            raise ModelError(f"{trained / 'model.joblib'} does not match the SHA-256 its training recorded; "
+                             "champion kept")
+        copy_file(trained / "metrics.json", staging / "metrics.json")
+        write_json(staging / "leaderboard.json", board)  # with this promotion's decision
+        write_json(staging / CARD_JSON, card)
+        write_text(staging / CARD_MD, card_markdown(card))
+        install_champion_report(staging, board, trained, card)  # report.html and plot_*.png
+        earlier = current / HISTORY if current is not None else None
+        history = earlier.read_text(encoding="utf-8") if earlier is not None and earlier.exists() else ""
+        entry = {"promoted_at": card["promoted_at"], "run_id": card["run_id"], "model": card["model"]["name"],
+                 "metric": card["metric"], "score": card["cv"][card["metric"]]["mean"], "reason": card["reason"],
+                 "version": version}
+        write_text(staging / HISTORY, history + json.dumps(entry, sort_keys=True) + "\n")
+        write_manifest(staging)
+        target = store.install(staging, version, card)
+    log.info("Promoted %s to %s", card["model"]["name"], target)
+    return target

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from typing import Any
 
 from dag_factory.files import read_json, write_json
 from dag_factory.spec import LOWER_IS_BETTER, METRICS, ExperimentSpec
 from dag_factory.steps.train import ERROR_FILE, RESULT_FILE
+from dag_factory.storage import StoragePath
 
 log = logging.getLogger(__name__)
 
 LEADERBOARD_FILE = "metrics.json"
 
 
-def collect(models_dir: Path, names: list[str]) -> list[dict[str, Any]]:
+def collect(models_dir: StoragePath, names: list[str]) -> list[dict[str, Any]]:
     """One entry per model of the spec: its summary, its error, or 'skipped' when it did not run."""
     entries = []
     for name in names:
@@ -62,7 +62,7 @@ def rank_key(metric: str):
     return key
 
 
-def select(spec: ExperimentSpec, run_dir: Path, run_id: str) -> dict[str, Any]:
+def select(spec: ExperimentSpec, run_dir: StoragePath, run_id: str) -> dict[str, Any]:
     """Build the leaderboard of one run from its models' folders and write ``metrics.json``."""
     metric = spec.selection.metric
     entries = collect(run_dir / "models", spec.model_names())
@@ -92,6 +92,7 @@ def select(spec: ExperimentSpec, run_dir: Path, run_id: str) -> dict[str, Any]:
             "top_features": row["top_features"],
             "importance_kind": row["importance_kind"],
             "plots": row["plots"],
+            "tracking": row.get("tracking") or {},
         })
     rows += [{"rank": None, **{k: e.get(k) for k in ("name", "model", "status", "error")}}
              for e in entries if e["status"] != "ok"]

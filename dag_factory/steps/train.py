@@ -9,9 +9,9 @@ threshold comes from the other folds), so they estimate what the chosen threshol
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,12 +37,15 @@ from dag_factory.steps.metrics import (
 from dag_factory.steps.plots import Scores, save_model_plots
 from dag_factory.steps.pipeline import build_pipeline, chosen_params, estimator_params
 from dag_factory.steps.preprocess import load_split
+from dag_factory.storage import StoragePath, publish, remove_tree, scratch_folder
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "metrics.json"
 ERROR_FILE = "error.json"
 TOP_FEATURES_IN_SUMMARY = 10
+#: Training rows handed to a recorder as the model's input example.
+EXAMPLE_ROWS = 5
 
 
 @dataclass(frozen=True)
@@ -58,24 +61,34 @@ class Fold:
     predict_seconds: float
 
 
-def train_model(
-    spec: ExperimentSpec, entry: ModelEntry, catalog: CatalogEntry, meta: dict[str, Any], models_dir: Path
-) -> dict[str, Any]:
-    """Train one model into ``models_dir/<name>/`` and return its summary.
+#: What a caller may do with a trained model before its folder is published (e.g. log it to MLflow):
+#: called with the model's name, its complete local folder, its summary and a few training rows;
+#: returns facts to keep in the summary. An exception fails the model like a failed fit.
+Recorder = Callable[[str, Path, dict[str, Any], pd.DataFrame], dict[str, Any]]
 
-    Work happens in a scratch folder that replaces the model's folder only when complete,
-    so a retry never mixes files of a failed attempt with results. On failure an
-    ``error.json`` is left for the selector and the exception is re-raised for Airflow.
+
+def train_model(
+    spec: ExperimentSpec, entry: ModelEntry, catalog: CatalogEntry, meta: dict[str, Any], run_dir: StoragePath,
+    record: Recorder | None = None,
+) -> dict[str, Any]:
+    """Train one model into ``run_dir/models/<name>/`` and return its summary.
+
+    Work happens in a local scratch folder that is published to the model's folder only when
+    complete (``metrics.json`` last), so a retry never mixes files of a failed attempt with
+    results. On failure an ``error.json`` is left for the selector and the exception is
+    re-raised for Airflow.
     """
-    final = models_dir / entry.label
-    scratch = models_dir / f".{entry.label}.partial"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
+    final = run_dir / "models" / entry.label
     try:
-        summary = _train(spec, entry, catalog, meta, scratch)
+        with scratch_folder(final) as scratch:
+            summary, example = _train(spec, entry, catalog, meta, run_dir / "data", scratch)
+            summary["model_path"] = str(final / "model.joblib")
+            if record is not None:
+                summary["tracking"] = record(entry.label, scratch, summary, example)
+            write_json(scratch / RESULT_FILE, summary)
+            publish(scratch, final, last=RESULT_FILE)
     except Exception as err:
-        shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(final, ignore_errors=True)
+        remove_tree(final)
         write_json(final / ERROR_FILE, {
             "name": entry.label,
             "model": entry.model,
@@ -84,17 +97,14 @@ def train_model(
         })
         log.error("Model %s failed: %s: %s", entry.label, type(err).__name__, err)
         raise
-    shutil.rmtree(final, ignore_errors=True)
-    scratch.rename(final)
-    summary["model_path"] = str(final / "model.joblib")
-    write_json(final / RESULT_FILE, summary)  # written last: its presence means the model is complete
     return summary
 
 
 def _train(
-    spec: ExperimentSpec, entry: ModelEntry, catalog: CatalogEntry, meta: dict[str, Any], out: Path
-) -> dict[str, Any]:
-    x_train, y_train, x_test, y_test = load_split(meta)
+    spec: ExperimentSpec, entry: ModelEntry, catalog: CatalogEntry, meta: dict[str, Any], data_dir: StoragePath,
+    out: Path,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    x_train, y_train, x_test, y_test = load_split(data_dir, meta["target"])
     classes = meta["classes"]
     target_recall = target_recall_of(spec, len(classes))
     pipeline = build_pipeline(
@@ -155,7 +165,7 @@ def _train(
         "importance_kind": importance["kind"],
         "plots": plots,
     }
-    return summary
+    return summary, x_train.head(EXAMPLE_ROWS)
 
 
 def _importance(fitted: Any, x_test: pd.DataFrame, y_test: pd.Series, seed: int, label: str) -> dict[str, Any]:

@@ -1,0 +1,191 @@
+"""Where an experiment's champion lives, and how it is replaced in one step that readers never see half done.
+
+Every champion is a complete, never-changed version folder in ``best/.versions/<experiment>/``.
+What makes one of them the champion is a small pointer, switched only after the version is whole:
+
+- on a disk, ``best/<experiment>`` is a symbolic link, swapped by one rename under an fcntl lock;
+- on an object store (no renames, no links), ``best/<experiment>/champion.json`` names the version.
+  Its switch is one PUT; on S3 a conditional one (If-Match), so two promotions racing outside
+  Airflow's scheduler cannot both win: the loser sees ``ChampionMoved`` and decides again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dag_factory.errors import ModelError
+from dag_factory.files import MANIFEST, fsync_dir
+from dag_factory.layout import best_dir
+from dag_factory.storage import S3_SCHEMES, StoragePath, ensure_parent, is_local, publish, scratch_folder
+from dag_factory.steps.card import CARD_JSON
+
+log = logging.getLogger(__name__)
+
+POINTER = "champion.json"
+STAGING_PREFIX = ".staging-"
+
+
+class ChampionMoved(Exception):
+    """Another promotion replaced the champion after this one read it; decide again against the new one."""
+
+
+def champion_store(results: StoragePath, experiment: str) -> LinkStore | PointerStore:
+    """The champion store of ``experiment`` under ``results``: links on a disk, a pointer object elsewhere."""
+    return LinkStore(results, experiment) if is_local(results) else PointerStore(results, experiment)
+
+
+def versions_dir(results: StoragePath, experiment: str) -> StoragePath:
+    """results/best/.versions/<experiment>/: every promoted champion, complete and never changed."""
+    return results / "best" / ".versions" / experiment
+
+
+class LinkStore:
+    """A champion on a disk: ``best/<experiment>`` is a symbolic link to its version folder."""
+
+    def __init__(self, results: Path, experiment: str) -> None:
+        self.experiment = experiment
+        self.link = best_dir(results, experiment)
+        self.versions = versions_dir(results, experiment)
+
+    def current(self) -> Path | None:
+        """The champion's version folder (the link resolved once), or None before the first promotion."""
+        folder = self.link.resolve()
+        return folder if (folder / CARD_JSON).exists() else None
+
+    @contextmanager
+    def claim(self) -> Iterator[None]:
+        """Hold the experiment's lock, so that reading, comparing and swapping the champion is one step.
+
+        The kernel releases the lock when its holder dies, even by SIGKILL. Leftovers of a
+        promotion killed midway (staging folders, unused links) are removed first.
+        """
+        path = self.link.parent / f".{self.experiment}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                self._sweep()
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextmanager
+    def staging(self, version: str) -> Iterator[Path]:
+        """A folder beside the versions in which the new champion is assembled (same disk: a rename installs it)."""
+        if self.link.exists() and not self.link.is_symlink():
+            raise ModelError(f"{self.link} is a plain folder, not a champion link; move it away and run again")
+        staging = self.versions / f"{STAGING_PREFIX}{version}"
+        staging.mkdir(parents=True)
+        try:
+            yield staging
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone already when installed
+
+    def install(self, staging: Path, version: str, card: dict[str, Any]) -> Path:
+        """Make the complete folder ``staging`` the champion: flush, rename into place, swap the link."""
+        _fsync_tree(staging)
+        target = self.versions / version
+        staging.rename(target)
+        fsync_dir(self.versions)
+        pointer = self.link.with_name(f".{self.experiment}.link-{version}")
+        os.symlink(os.path.relpath(target, self.link.parent), pointer)
+        os.replace(pointer, self.link)  # the atomic switch: best/<experiment> now names the new version
+        fsync_dir(self.link.parent)
+        return target
+
+    def _sweep(self) -> None:
+        """Remove what a killed promotion left; a version folder renamed but never linked stays (it is whole)."""
+        for staging in self.versions.glob(f"{STAGING_PREFIX}*") if self.versions.exists() else ():
+            log.warning("Removing %s, left by a promotion that did not finish", staging)
+            shutil.rmtree(staging, ignore_errors=True)
+        for pointer in self.link.parent.glob(f".{self.experiment}.link-*"):
+            pointer.unlink(missing_ok=True)
+
+
+class PointerStore:
+    """A champion on an object store: ``best/<experiment>/champion.json`` names its version folder."""
+
+    def __init__(self, results: StoragePath, experiment: str) -> None:
+        self.pointer = best_dir(results, experiment) / POINTER
+        self.versions = versions_dir(results, experiment)
+        self._seen: tuple[bytes | None, str | None] | None = None
+
+    def current(self) -> StoragePath | None:
+        """The champion's version folder as the pointer names it (as read by ``claim``, inside one), or None."""
+        data, _ = self._seen if self._seen is not None else self._read()
+        return None if data is None else self.versions / json.loads(data)["version"]
+
+    @contextmanager
+    def claim(self) -> Iterator[None]:
+        """Remember the pointer as it is now; ``install`` switches it only if it is still the same."""
+        self._seen = self._read()
+        try:
+            yield
+        finally:
+            self._seen = None
+
+    @contextmanager
+    def staging(self, version: str) -> Iterator[Path]:
+        """A local temporary folder in which the new champion is assembled before its upload."""
+        with scratch_folder(self.versions / version) as staging:
+            yield staging
+
+    def install(self, staging: Path, version: str, card: dict[str, Any]) -> StoragePath:
+        """Upload the version (SHA256SUMS last, as its completion mark), then switch the pointer to it."""
+        target = self.versions / version
+        publish(staging, target, last=MANIFEST)
+        self._switch(json.dumps({
+            "version": version, "run_id": card["run_id"], "model": card["model"]["name"],
+            "switched_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2).encode() + b"\n")
+        return target
+
+    def _read(self) -> tuple[bytes | None, str | None]:
+        """The pointer's bytes and entity tag (None, None when there is no champion yet).
+
+        The tag comes from the same open as the bytes: S3 reads are conditioned on it.
+        """
+        self.pointer.fs.invalidate_cache(self.pointer.path)  # a cached listing would give an old tag
+        if not self.pointer.exists():
+            return None, None
+        with self.pointer.open("rb") as handle:
+            tag = (getattr(handle, "details", None) or {}).get("ETag")
+            return handle.read(), tag
+
+    def _switch(self, new: bytes) -> None:
+        """Write the pointer unless another promotion changed it since ``claim`` (then raise ChampionMoved)."""
+        assert self._seen is not None, "switch only inside claim()"
+        seen, tag = self._seen
+        ensure_parent(self.pointer)
+        if self.pointer.protocol in S3_SCHEMES:
+            condition = {"mode": "create"} if seen is None else {"IfMatch": tag}
+            try:
+                self.pointer.fs.pipe_file(self.pointer.path, new, **condition)
+            except OSError as err:
+                if self._read()[0] != seen:
+                    raise ChampionMoved(f"{self.pointer} changed during this promotion") from err
+                raise
+            finally:
+                self.pointer.fs.invalidate_cache(self.pointer.path)
+            return
+        # Other stores offer no conditional write through fsspec: Airflow runs one promote task of an
+        # experiment at a time (max_active_tis_per_dag=1); this check narrows what is left to a moment.
+        if self._read()[0] != seen:
+            raise ChampionMoved(f"{self.pointer} changed during this promotion")
+        self.pointer.write_bytes(new)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file of a version folder and the folder itself before it is renamed into place."""
+    for path in folder.iterdir():
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+    fsync_dir(folder)

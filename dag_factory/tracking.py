@@ -1,0 +1,283 @@
+"""MLflow tracking: each DAG run is a parent MLflow run, each model a nested run, promotion moves an alias.
+
+The run folder stays the record; MLflow mirrors it. Each call happens once the step's own
+files are complete (a model is logged before its folder is published), so a tracking failure
+fails the task, which Airflow retries, and never leaves half-written results behind. Runs are
+found again by their tags, so a retried task adds to the runs it started instead of duplicating them.
+MLflow is imported only inside these methods: the DAG file never loads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dag_factory.errors import SpecError, TrackingError
+from dag_factory.spec import ExperimentSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+CHAMPION_ALIAS = "champion"
+ROLE_TAG = "dag_factory.role"
+RUN_TAG = "dag_factory.airflow_run_id"
+MODEL_TAG = "dag_factory.model"
+PARENT_TAG = "mlflow.parentRunId"
+#: pip packages a logged model needs, besides its estimator's own package.
+MODEL_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "cloudpickle")
+
+
+def tracker_for(spec: ExperimentSpec, airflow_run_id: str) -> Tracker | NoTracking:
+    """The spec's tracker for one DAG run, or a stand-in that does nothing when the spec tracks nothing."""
+    if spec.tracking is None:
+        return NoTracking()
+    return Tracker(spec, airflow_run_id)
+
+
+class NoTracking:
+    """What a spec without a ``tracking`` section gets: every call does nothing."""
+
+    def start(self) -> None:
+        return None
+
+    def log_data(self, profile: dict[str, Any], meta: dict[str, Any]) -> None:
+        return None
+
+    def note_skip(self, reason: str) -> None:
+        return None
+
+    def log_model(self, label: str, folder: Path, summary: dict[str, Any], example: pd.DataFrame) -> dict[str, Any]:
+        return {}
+
+    def log_selection(self, board: dict[str, Any]) -> None:
+        return None
+
+    def register(self, decision: dict[str, Any], winner: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def finish(self, failed: bool, report_html: str | None) -> None:
+        return None
+
+
+class Tracker:
+    """One DAG run's view of an MLflow tracking server."""
+
+    def __init__(self, spec: ExperimentSpec, airflow_run_id: str) -> None:
+        assert spec.tracking is not None
+        tracking, experiment = spec.tracking, spec.experiment
+        self.uri = tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
+        if not self.uri:
+            raise SpecError(f"experiment {experiment}", [
+                "tracking.uri is not set and $MLFLOW_TRACKING_URI is empty; set tracking.uri in the spec "
+                "(e.g. http://mlflow.internal:5000) or export MLFLOW_TRACKING_URI for every Airflow component"])
+        self.spec = spec
+        self.settings = tracking
+        self.experiment_name = tracking.experiment or experiment
+        self.model_name = tracking.registered_model or experiment
+        self.airflow_run_id = airflow_run_id
+
+    @contextmanager
+    def _client(self, what: str) -> Iterator[MlflowClient]:
+        """An MLflow client on this spec's server, with its retry settings; any failure becomes a TrackingError."""
+        import mlflow
+
+        limits = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.settings.retries),
+                  "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(self.settings.timeout_seconds)),
+                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5"}
+        saved = {name: os.environ.get(name) for name in limits}
+        previous_uri = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+        os.environ.update(limits)
+        mlflow.set_tracking_uri(self.uri)
+        try:
+            yield mlflow.MlflowClient(tracking_uri=self.uri)
+        except Exception as err:  # noqa: BLE001  the server, the network or the store: all are tracking failures
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            retries = self.settings.retries
+            raise TrackingError(
+                f"tracking: {what} failed on the MLflow server at {self.uri} after {retries} "
+                f"{'retry' if retries == 1 else 'retries'} ({type(err).__name__}: {reason}); check that the server "
+                "is up and tracking.uri is right. Nothing half-written was left in the results; Airflow retries "
+                "the task") from err
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            mlflow.set_tracking_uri(previous_uri)
+
+    def _experiment_id(self, client: MlflowClient) -> str:
+        found = client.get_experiment_by_name(self.experiment_name)
+        return found.experiment_id if found else client.create_experiment(self.experiment_name)
+
+    def _parent(self, client: MlflowClient) -> str:
+        """The MLflow run of this DAG run: found by its tags, created by the first task that asks."""
+        experiment_id = self._experiment_id(client)
+        found = client.search_runs([experiment_id], max_results=1, filter_string=(
+            f"tags.`{RUN_TAG}` = '{self.airflow_run_id}' and tags.`{ROLE_TAG}` = 'dag_run'"))
+        if found:
+            return found[0].info.run_id
+        run = client.create_run(experiment_id, run_name=self.airflow_run_id,
+                                tags={RUN_TAG: self.airflow_run_id, ROLE_TAG: "dag_run"})
+        return run.info.run_id
+
+    def _child(self, client: MlflowClient, parent: str, label: str) -> str:
+        """The nested MLflow run of one model in this DAG run (a retried task reuses it)."""
+        experiment_id = client.get_run(parent).info.experiment_id
+        found = client.search_runs([experiment_id], max_results=1, filter_string=(
+            f"tags.`{PARENT_TAG}` = '{parent}' and tags.`{MODEL_TAG}` = '{label}'"))
+        if found:
+            return found[0].info.run_id
+        run = client.create_run(experiment_id, run_name=label, tags={
+            PARENT_TAG: parent, MODEL_TAG: label, RUN_TAG: self.airflow_run_id, ROLE_TAG: "model"})
+        return run.info.run_id
+
+    def start(self) -> None:
+        """Open (or find again) this DAG run's MLflow run and record the experiment's settings as params."""
+        from mlflow.entities import Param
+
+        spec = self.spec
+        params = {"data.source": spec.data.source, "data.target": spec.data.target,
+                  "data.positive_class": spec.data.positive_class, "split.test_size": spec.split.test_size,
+                  "split.seed": spec.split.seed, "cv.folds": spec.cv.folds, "cv.repeats": spec.cv.repeats,
+                  "cv.seed": spec.cv.seed, "selection.metric": spec.selection.metric,
+                  "selection.require": spec.selection.require, "models": ",".join(spec.model_names())}
+        with self._client("starting the run") as client:
+            parent = self._parent(client)
+            client.log_batch(parent, params=[Param(k, _param_value(v)) for k, v in params.items()])
+        log.info("Tracking this run in MLflow experiment %s at %s (run %s)", self.experiment_name, self.uri, parent)
+
+    def log_data(self, profile: dict[str, Any], meta: dict[str, Any]) -> None:
+        """The data profile and split, on the DAG run's MLflow run."""
+        with self._client("logging the data profile") as client:
+            parent = self._parent(client)
+            client.log_dict(parent, profile, "profile.json")
+            client.set_tag(parent, "dag_factory.data_fingerprint", meta["fingerprint"])
+            for key in ("rows", "train_rows", "test_rows"):
+                client.set_tag(parent, f"dag_factory.{key}", str(meta[key]))
+
+    def note_skip(self, reason: str) -> None:
+        with self._client("recording the skip") as client:
+            client.set_tag(self._parent(client), "dag_factory.skipped", reason[:5000])
+
+    def log_model(self, label: str, folder: Path, summary: dict[str, Any], example: pd.DataFrame) -> dict[str, Any]:
+        """A nested run for one trained model: params, CV and test metrics, plots, and the model in MLflow's format.
+
+        ``folder`` is the model's local folder, complete but not yet published.
+        """
+        import joblib
+        import mlflow
+        from mlflow.entities import Metric, Param
+        from mlflow.models import infer_signature
+
+        model = joblib.load(folder / "model.joblib")
+        with self._client(f"logging model {label}") as client:
+            run_id = self._child(client, self._parent(client), label)
+            params = {**summary["params"], **{f"search.{k}": v for k, v in summary["chosen_params"].items()},
+                      "estimator": summary["estimator"], "threshold": summary["threshold"]["value"]}
+            client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in params.items()],
+                             metrics=[Metric(k, v, _now_ms(), 0) for k, v in _metrics(summary).items()])
+            if (folder / "plots").is_dir():
+                client.log_artifacts(run_id, str(folder / "plots"), "plots")
+            client.log_artifact(run_id, str(folder / "predictions.csv"))
+            client.log_dict(run_id, summary, "metrics.json")
+            with mlflow.start_run(run_id=run_id):
+                info = mlflow.sklearn.log_model(
+                    model, name="model", serialization_format="cloudpickle",
+                    signature=infer_signature(example, model.predict(example)), input_example=example,
+                    pip_requirements=_requirements(summary["estimator"]))
+        log.info("Model %s logged to MLflow run %s as %s", label, run_id, info.model_uri)
+        return {"run_id": run_id, "model_uri": info.model_uri}
+
+    def log_selection(self, board: dict[str, Any]) -> None:
+        """Tag each model's run with its rank, the winner's with ``dag_factory.winner``; the leaderboard on the parent."""
+        metric = board["metric"]
+        with self._client("recording the leaderboard") as client:
+            parent = self._parent(client)
+            client.log_dict(parent, board, "leaderboard.json")
+            for row in board["leaderboard"]:
+                if row["status"] == "ok" and row.get("tracking"):
+                    run_id = row["tracking"]["run_id"]
+                    client.set_tag(run_id, "dag_factory.rank", str(row["rank"]))
+                    client.set_tag(run_id, "dag_factory.eligible", str(row["eligible"]).lower())
+                    client.set_tag(run_id, "dag_factory.winner", str(row["name"] == board["winner"]).lower())
+            if board["winner"] is not None:
+                winner = next(r for r in board["leaderboard"] if r["name"] == board["winner"])
+                client.set_tag(parent, "dag_factory.winner", board["winner"])
+                client.log_metric(parent, f"best_cv_{metric}", winner["cv"][metric]["mean"])
+
+    def register(self, decision: dict[str, Any], winner: dict[str, Any]) -> dict[str, Any]:
+        """Register the promoted model as a version of the registered model and point the champion alias at it.
+
+        A retry finds the version this run registered before, so it is never registered twice.
+        """
+        import mlflow
+
+        source = winner.get("tracking") or {}
+        if not source:
+            raise TrackingError(f"tracking: model {winner['name']} has no MLflow run (it was trained before tracking "
+                                "was configured); retrain with force=true to register it")
+        with self._client(f"registering {winner['name']} as {self.model_name}@{CHAMPION_ALIAS}") as client:
+            existing = client.search_model_versions(f"name='{self.model_name}' and run_id='{source['run_id']}'")
+            version = existing[0] if existing else mlflow.register_model(
+                source["model_uri"], self.model_name, tags={
+                    RUN_TAG: self.airflow_run_id, MODEL_TAG: winner["name"], "dag_factory.metric": decision["metric"],
+                    "dag_factory.score": str(decision["challenger_score"]), "dag_factory.champion_path":
+                    str(decision.get("path") or "")})
+            client.set_registered_model_alias(self.model_name, CHAMPION_ALIAS, version.version)
+            client.set_tag(self._parent(client), "dag_factory.promoted", f"{self.model_name} v{version.version}")
+        log.info("MLflow: %s version %s is now @%s", self.model_name, version.version, CHAMPION_ALIAS)
+        return {"registered_model": self.model_name, "version": str(version.version), "alias": CHAMPION_ALIAS}
+
+    def finish(self, failed: bool, report_html: str | None) -> None:
+        """Close the DAG run's MLflow run as FINISHED or FAILED, with the HTML report when there is one."""
+        with self._client("closing the run") as client:
+            parent = self._parent(client)
+            if report_html is not None:
+                client.log_text(parent, report_html, "report.html")
+            client.set_terminated(parent, "FAILED" if failed else "FINISHED")
+
+
+def _metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """cv_<metric>_mean / cv_<metric>_std and test_<metric>, as MLflow metrics."""
+    values = {}
+    for name, stats in summary["cv"].items():
+        values[f"cv_{name}_mean"] = float(stats["mean"])
+        values[f"cv_{name}_std"] = float(stats["std"])
+    values.update({f"test_{name}": float(value) for name, value in summary["test"].items()})
+    values["refit_seconds"] = float(summary["refit_seconds"])
+    return values
+
+
+def _param_value(value: Any) -> str:
+    """A param as MLflow stores it: text of at most 6000 characters."""
+    return str(value)[:6000]
+
+
+def _requirements(estimator: str) -> list[str]:
+    """Pinned pip requirements of a logged model (given, so MLflow need not load the model to infer them)."""
+    packages = list(MODEL_PACKAGES)
+    if estimator.startswith("xgboost."):
+        packages.append("xgboost-cpu" if _version("xgboost-cpu") else "xgboost")
+    return [f"{name}=={version}" for name in packages if (version := _version(name))]
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)

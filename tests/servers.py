@@ -1,0 +1,109 @@
+"""Servers the storage and tracking tests start on loopback: an S3-compatible store (moto) and MLflow.
+
+Each runs in its own process group with its output in a log file, and is stopped (the whole
+group) when its ``with`` block ends. Nothing listens beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from airflow_services import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+LOOPBACK = "127.0.0.1"
+#: Credentials moto accepts; the tests never talk to a real AWS account.
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-key", "AWS_SECRET_ACCESS_KEY": "testing-secret",
+                  "AWS_DEFAULT_REGION": "us-east-1"}
+#: Keep botocore off any real configuration and off the instance-metadata endpoint.
+AWS_ISOLATION = {"AWS_CONFIG_FILE": "/nonexistent/aws-config", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-creds",
+                 "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+@contextmanager
+def serving(name: str, command: list[str], health_url: str, log_dir: Path, timeout: float = 90) -> Iterator[None]:
+    """Run ``command`` until the block ends, once ``health_url`` answers 200."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"{name}.log"
+    with log_file.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    try:
+        deadline = time.monotonic() + timeout
+        while not _answers(health_url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start ({health_url}):\n{log_file.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.5)
+        yield
+    finally:
+        stop_group(process)
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, SIGKILL what is left after 10 s."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def s3_server(log_dir: Path) -> Iterator[str]:
+    """An S3-compatible server (moto in server mode) on loopback; yields its endpoint URL."""
+    port = free_port()
+    endpoint = f"http://{LOOPBACK}:{port}"
+    with serving("moto", [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)], f"{endpoint}/",
+                 log_dir):
+        yield endpoint
+
+
+def s3_client(endpoint: str):
+    """A boto3 S3 client on the test server: how a user reads results back through the S3 API."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                        region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"])
+
+
+def mlflow_server_binary() -> Path | None:
+    """The `mlflow` command of the tracking server's own venv (made by `make test`), or None."""
+    chosen = os.environ.get("DAG_FACTORY_MLFLOW_SERVER") or REPO / ".venv" / "mlflow-server" / "bin" / "mlflow"
+    return Path(chosen) if Path(chosen).is_file() else None
+
+
+@contextmanager
+def mlflow_server(folder: Path) -> Iterator[str]:
+    """A real MLflow tracking server on loopback, SQLite backend and local artifact store; yields its URI."""
+    binary = mlflow_server_binary()
+    assert binary is not None, "no MLflow server: run `make test`, which installs it into .venv/mlflow-server"
+    port = free_port()
+    uri = f"http://{LOOPBACK}:{port}"
+    command = [str(binary), "server", "--host", LOOPBACK, "--port", str(port), "--workers", "1",
+               "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+               "--artifacts-destination", str(folder / "artifacts")]
+    with serving("mlflow", command, f"{uri}/health", folder, timeout=120):
+        yield uri

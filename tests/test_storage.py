@@ -1,0 +1,91 @@
+"""The results root behind one path type, without Airflow: folders, URLs, connections, an in-memory store.
+
+fsspec's ``memory://`` store has no renames and no links, like an object store, so every step
+running on it shows that no step needs a local disk for its results.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import uuid
+from pathlib import Path
+
+from dag_factory.files import manifest_problems, read_json
+from dag_factory.layout import Project
+from dag_factory.steps import promote as promotion
+from dag_factory.steps.champion_store import PointerStore
+from dag_factory.storage import open_location
+from dag_factory.tasks import run_steps
+from evaluation_support import catalog, quick_spec
+from test_promotion import EXPERIMENT, STRONG, WEAK, promote_run, train_run
+
+
+def memory_root() -> object:
+    from upath import UPath
+
+    return UPath(f"memory://store-{uuid.uuid4().hex[:10]}/results")
+
+
+def test_a_results_root_is_a_folder_or_a_url(tmp_path, monkeypatch):
+    assert open_location("results", base=tmp_path) == tmp_path / "results"
+    assert open_location(f"file://{tmp_path}/elsewhere") == tmp_path / "elsewhere"
+    s3 = open_location("s3://team-bucket/ml")
+    assert s3.protocol == "s3" and str(s3 / "runs") == "s3://team-bucket/ml/runs"
+    monkeypatch.setenv("DAG_FACTORY_RESULTS", "memory://shared/ml")
+    assert str(Project(tmp_path).results) == "memory://shared/ml"
+
+
+def test_an_airflow_connection_becomes_the_stores_credentials(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_TEAM_STORE", json.dumps({
+        "conn_type": "aws", "login": "key-id", "password": "secret-key",
+        "extra": {"endpoint_url": "http://127.0.0.1:9000", "region_name": "eu-west-1"}}))
+    options = open_location("s3://team-bucket/ml", conn_id="team_store").storage_options
+    assert options["key"] == "key-id" and options["secret"] == "secret-key"
+    assert options["endpoint_url"] == "http://127.0.0.1:9000"
+    assert options["client_kwargs"] == {"region_name": "eu-west-1"}
+
+
+def test_every_step_runs_on_an_object_store_and_writes_nothing_to_the_local_disk(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    temporary = set(Path(tempfile.gettempdir()).glob("dag-factory-*"))
+    results = memory_root()
+    spec = quick_spec("anywhere", "  - model: logistic_regression\n  - model: random_forest\n"
+                                  "    params: {n_estimators: 20}\n")
+    folder = run_steps(spec, catalog(), results, "run_1", force=True)
+
+    board = read_json(folder / "metrics.json")
+    assert board["decision"]["promoted"] and {r["status"] for r in board["leaderboard"]} == {"ok"}
+    for name in ("profile.json", "report.html", "data/train.parquet", "models/random_forest/plots/roc.png"):
+        assert (folder / name).is_file(), name
+    pointer = json.loads(PointerStore(results, "anywhere").pointer.read_text())
+    version = results / "best" / ".versions" / "anywhere" / pointer["version"]
+    assert str(version) == board["decision"]["path"] and manifest_problems(version) == []
+    assert promotion.champion(results, "anywhere")["run_id"] == "run_1"
+    assert list(tmp_path.iterdir()) == []  # nothing in the working folder
+    assert set(Path(tempfile.gettempdir()).glob("dag-factory-*")) == temporary  # scratch folders removed
+
+
+def test_a_champion_replaced_during_a_promotion_makes_it_decide_again(monkeypatch, caplog):
+    results = memory_root()
+    weak, strong = train_run(results, WEAK, "weak"), train_run(results, STRONG, "strong")
+    real_card, meanwhile = promotion.model_card, {}
+
+    def card_while_another_run_promotes(*args):
+        if not meanwhile:  # another run takes the empty slot after this one read it
+            meanwhile["weak"] = None
+            meanwhile["weak"] = promote_run(results, WEAK, weak)
+        return real_card(*args)
+
+    monkeypatch.setattr(promotion, "model_card", card_while_another_run_promotes)
+    with caplog.at_level(logging.WARNING, logger="dag_factory.steps.promote"):
+        decision = promote_run(results, STRONG, strong)
+    assert meanwhile["weak"]["promoted"] and decision["promoted"]
+    assert "changed during this promotion (attempt 1 of 5); deciding again" in caplog.text
+    assert decision["champion"] == "stump (run weak)"  # the second decision was against the new champion
+    card = promotion.champion(results, EXPERIMENT)
+    assert card["run_id"] == "strong"
+    history = (results / "best" / ".versions" / EXPERIMENT / json.loads(
+        PointerStore(results, EXPERIMENT).pointer.read_text())["version"] / promotion.HISTORY).read_text()
+    assert [json.loads(line)["run_id"] for line in history.splitlines()] == ["weak", "strong"]

@@ -22,7 +22,7 @@ from dag_factory.errors import ModelError, RunFailed
 from dag_factory.files import MANIFEST, manifest_problems, read_json
 from dag_factory.layout import best_dir
 from dag_factory.loader import load_catalog
-from dag_factory.spec import ExperimentSpec, config_fingerprint
+from dag_factory.spec import ExperimentSpec
 from dag_factory.steps import promote as promotion
 from dag_factory.tasks import report_task, run_steps
 

@@ -89,3 +89,15 @@ def test_a_champion_replaced_during_a_promotion_makes_it_decide_again(monkeypatc
     history = (results / "best" / ".versions" / EXPERIMENT / json.loads(
         PointerStore(results, EXPERIMENT).pointer.read_text())["version"] / promotion.HISTORY).read_text()
     assert [json.loads(line)["run_id"] for line in history.splitlines()] == ["weak", "strong"]
+
+
+def test_a_connection_on_a_scheme_airflow_serves_goes_through_object_storage_path(tmp_path):
+    from airflow.sdk import ObjectStoragePath
+
+    results = open_location(f"file://{tmp_path}/results", conn_id="team_files")  # Airflow serves file:// itself
+    assert isinstance(results, ObjectStoragePath) and results.conn_id == "team_files"
+    folder = run_steps(quick_spec("through_airflow", "  - model: logistic_regression\n"), catalog(), results, "r1",
+                       force=True)
+    assert read_json(folder / "metrics.json")["decision"]["promoted"]
+    assert promotion.champion(results, "through_airflow")["run_id"] == "r1"
+    assert (tmp_path / "results" / "best" / "through_airflow" / "champion.json").is_file()  # no links: a pointer

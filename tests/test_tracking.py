@@ -180,3 +180,29 @@ def test_a_model_whose_logging_fails_fails_alone_and_publishes_nothing(tmp_path)
     assert sorted(p.name for p in model_dir.iterdir()) == ["error.json"]
     assert "TrackingError" in read_json(model_dir / "error.json")["error"]
     assert [p.name for p in (folder / "models").iterdir()] == ["logistic_regression"]  # no scratch folder left
+
+
+def test_a_promotion_not_registered_fails_the_run_until_a_retry_registers_it(mlflow_uri, tmp_path):
+    from dag_factory.errors import RunFailed
+    from dag_factory.steps.promote import champion
+    from dag_factory.tasks import promote_task, report_task
+
+    spec = quick_spec("register_later", "  - model: logistic_regression\n")
+    spec = spec.model_copy(update={"tracking": TrackingSpec(uri=mlflow_uri)})
+    down = spec.model_copy(update={"tracking": TrackingSpec(uri=f"http://127.0.0.1:{free_port()}", retries=0,
+                                                            timeout_seconds=2)})
+    results = tmp_path / "results"
+    folder = run_steps(spec, catalog(), results, "r1", until="select", tracker=tracker_for(spec, "r1"))
+
+    with pytest.raises(TrackingError, match="registering logistic_regression as register_later@champion failed"):
+        promote_task(down, folder, results, tracker_for(down, "r1"))
+    assert champion(results, "register_later")["run_id"] == "r1"  # promoted, whole, before the registration
+    with pytest.raises(RunFailed, match="promoted to .* but not registered in MLflow .*clear the promote task"):
+        report_task(spec, folder, tracker_for(spec, "r1"))
+
+    retried = promote_task(spec, folder, results, tracker_for(spec, "r1"))
+    assert retried["reason"].startswith("already promoted by an earlier attempt of this run")
+    report_task(spec, folder, tracker_for(spec, "r1"))  # the run is whole now
+    version = MlflowClient(mlflow_uri).get_model_version_by_alias("register_later", CHAMPION_ALIAS)
+    assert retried["registered"]["version"] == version.version == "1"
+    assert version.run_id == read_json(folder / "metrics.json")["leaderboard"][0]["tracking"]["run_id"]

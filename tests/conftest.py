@@ -23,6 +23,7 @@ AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dag-factory-tests-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # the MLflow client would report usage to the internet
 for variable in ("DAG_FACTORY_HOME", "DAG_FACTORY_RESULTS", "DAG_FACTORY_EXPERIMENTS", "DAG_FACTORY_MODELS"):
     os.environ.pop(variable, None)
 

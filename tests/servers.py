@@ -37,7 +37,7 @@ def serving(name: str, command: list[str], health_url: str, log_dir: Path, timeo
     log_file = log_dir / f"{name}.log"
     with log_file.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+                                   env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})  # no usage reports
     try:
         deadline = time.monotonic() + timeout
         while not _answers(health_url):

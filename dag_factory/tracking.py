@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -278,6 +279,4 @@ def _version(package: str) -> str | None:
 
 
 def _now_ms() -> int:
-    import time
-
     return int(time.time() * 1000)

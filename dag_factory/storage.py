@@ -32,8 +32,10 @@ StoragePath: TypeAlias = "Path | UPath"
 LOCAL_SCHEMES = ("", "file", "local")
 #: Schemes of S3 and S3-compatible stores (MinIO, Ceph, R2, ...).
 S3_SCHEMES = ("s3", "s3a")
+#: Object stores whose first path part is a bucket (or container).
+BUCKET_SCHEMES = (*S3_SCHEMES, "gs", "gcs", "az", "abfs", "abfss")
 #: Stores without folders: nothing to create before a write (creating one could even create a bucket).
-FOLDERLESS_SCHEMES = (*S3_SCHEMES, "gs", "gcs", "az", "abfs", "abfss", "memory")
+FOLDERLESS_SCHEMES = (*BUCKET_SCHEMES, "memory")
 
 
 def scheme_of(url: str | os.PathLike[str]) -> str:
@@ -114,7 +116,7 @@ def ensure_parent(path: StoragePath) -> None:
 
 def require_bucket(folder: StoragePath) -> None:
     """Refuse, before any work, a results root whose bucket does not exist (a typo would otherwise fail late)."""
-    if is_local(folder) or folder.protocol not in FOLDERLESS_SCHEMES or folder.protocol == "memory":
+    if is_local(folder) or folder.protocol not in BUCKET_SCHEMES:
         return
     bucket = folder.path.split("/", 1)[0]
     if not folder.fs.exists(bucket):

@@ -17,7 +17,7 @@ from common import ROOT, save
 
 SIZES = (10_000, 100_000, 1_000_000)
 FEATURES = 50
-STEPS = ("load", "profile", "preprocess", ("train", "logistic_regression"), ("train", "xgboost"), "select")
+STEPS = ("load_data", "profile", "preprocess", ("train", "logistic_regression"), ("train", "xgboost"), "select")
 
 SPEC = """\
 experiment: synthetic_{rows}
@@ -50,11 +50,11 @@ def run_size(rows: int, scratch: Path) -> dict:
     data = make_data(rows, scratch)
     spec = scratch / f"synthetic_{rows}.yaml"
     spec.write_text(SPEC.format(rows=rows, source=data))
-    folder, results = scratch / f"run_{rows}", scratch / "results"
+    run_id, results = f"run_{rows}", scratch / "results"
     steps = []
     for step in STEPS:
         name, model = (step, None) if isinstance(step, str) else step
-        command = [sys.executable, str(ROOT / "bench" / "step.py"), str(spec), str(folder), str(results), name]
+        command = [sys.executable, str(ROOT / "bench" / "step.py"), str(spec), run_id, str(results), name]
         out = subprocess.run(command + ([model] if model else []), capture_output=True, text=True, cwd=ROOT)
         if out.returncode != 0:
             raise RuntimeError(f"{name} {model or ''} failed at {rows} rows:\n{out.stderr[-3000:]}")

@@ -18,7 +18,7 @@ from common import ROOT, stats
 sys.path.insert(0, str(ROOT / "tests"))
 from airflow_services import AirflowServices, _time, wall_seconds  # noqa: E402
 
-from dag_factory.layout import Project  # noqa: E402
+from dag_factory.project import Project  # noqa: E402
 
 REPEATS = 3
 SPEC = """\

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from dag_factory.layout import Project
-from dag_factory.loader import find_experiment, load_catalog
-from dag_factory.tasks import run_steps
+from dag_factory.project import Project
+from dag_factory.spec.loader import find_experiment, load_catalog
+from dag_factory.workflow import Run, run_steps
 
 
 def main(root: Path, experiment: str = "breast_cancer") -> float:
@@ -21,7 +21,7 @@ def main(root: Path, experiment: str = "breast_cancer") -> float:
     spec = find_experiment(project.experiments, catalog, experiment)
     run_id = f"plain__{time.time_ns()}"
     start = time.perf_counter()
-    run_steps(spec, catalog, project.results, run_id, force=True)
+    run_steps(Run.of(spec, catalog, project.root, project.results, run_id, force=True))
     return time.perf_counter() - start
 
 

@@ -1,8 +1,8 @@
 """Run one pipeline step in its own process, as an Airflow task does, and report its peak memory.
 
-Usage: python step.py SPEC.yaml RUN_FOLDER RESULTS STEP [MODEL]
-Prints one JSON line: the step's seconds and peak RSS in MiB. Step outputs (the small dicts
-that would travel through XCom) are kept as JSON files in RUN_FOLDER/xcom/.
+Usage: python step.py SPEC.yaml RUN_ID RESULTS STEP [MODEL]
+Prints one JSON line: the step's seconds and peak RSS in MiB. STEP is a task of the DAG
+(load_data, profile, preprocess, train, select); each works in RESULTS/runs/<experiment>/RUN_ID/.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from dag_factory.layout import Project
-from dag_factory.loader import load_catalog, load_experiment
-from dag_factory.spec import config_fingerprint
-from dag_factory import tasks
+from dag_factory.project import Project
+from dag_factory.spec.loader import load_catalog, load_experiment
+from dag_factory.workflow import STEPS, Run
 
 
 def peak_rss_mib() -> float:
@@ -28,32 +27,15 @@ def peak_rss_mib() -> float:
     return int(line.split()[1]) / 1024
 
 
-def main(spec_path: Path, folder: Path, results: Path, step: str, model: str | None) -> None:
-    catalog, _ = load_catalog(Project.locate().models)
-    spec = load_experiment(spec_path, catalog)
-    xcom = folder / "xcom"
-    xcom.mkdir(parents=True, exist_ok=True)
-    read = lambda name: json.loads((xcom / f"{name}.json").read_text())  # noqa: E731
+def main(spec_path: Path, run_id: str, results: Path, step: str, model: str | None) -> None:
+    project = Project.locate()
+    catalog, _ = load_catalog(project.models)
+    run = Run.of(load_experiment(spec_path, catalog), catalog, project.root, results, run_id, force=True)
     start = time.perf_counter()
-    if step == "load":
-        out = tasks.load_task(spec, folder)
-    elif step == "profile":
-        out = tasks.profile_task(spec, folder)
-    elif step == "preprocess":
-        out = tasks.preprocess_task(spec, folder, results, config_fingerprint(spec, catalog, spec.model_names()),
-                                    force=True)
-    elif step == "train":
-        entry = next(m for m in spec.models if m.label == model)
-        out = tasks.train_task(spec, folder, entry, catalog[entry.model], read("preprocess"))
-    elif step == "select":
-        out = tasks.select_task(spec, folder, "bench")
-    else:
-        raise SystemExit(f"unknown step {step}")
+    STEPS[step](run, *([model] if model else []))
     seconds = time.perf_counter() - start
-    (xcom / f"{step}.json").write_text(json.dumps(out, default=str))
-    peak_mib = peak_rss_mib()
-    print(json.dumps({"step": step, "model": model, "seconds": seconds, "peak_rss_mib": peak_mib}))
+    print(json.dumps({"step": step, "model": model, "seconds": seconds, "peak_rss_mib": peak_rss_mib()}))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else None)
+    main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else None)

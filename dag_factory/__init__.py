@@ -4,4 +4,4 @@ One YAML file in experiments/ becomes one DAG that trains every listed model in 
 (dynamic task mapping), ranks them on cross-validated metrics and promotes the best.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -35,6 +35,10 @@ class ModelError(DagFactoryError):
     """A model cannot be built, trained or loaded."""
 
 
+class ModelTimeout(ModelError):
+    """A model's training ran past the train task's time limit (``timeout_minutes``)."""
+
+
 class ModelConfigError(ModelError):
     """A model's estimator or param names are wrong: the same on every attempt, so never worth a retry."""
 

@@ -4,7 +4,9 @@ The run folder stays the record; MLflow mirrors it. Each call happens once the s
 files are complete (a model is logged before its folder is published), so a tracking failure
 fails the task, which Airflow retries, and never leaves half-written results behind. Runs are
 found again by their tags, so a retried task adds to the runs it started instead of duplicating them.
-MLflow is imported only inside these methods: the DAG file never loads it.
+Each operation is retried with exponential backoff (tenacity, ``tracking.retries``); MLflow's own
+per-request retries are turned off so the two do not multiply. MLflow is imported only inside
+these methods: the DAG file never loads it.
 """
 
 from __future__ import annotations
@@ -12,20 +14,23 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from dag_factory.artifacts.layout import LEADERBOARD, MODEL_FILE, MODEL_METRICS, PREDICTIONS, REPORT
+from dag_factory.artifacts.records import DataProfile, Decision, Leaderboard, ModelResult, RankedRow, RunMeta
 from dag_factory.errors import SpecError, TrackingError
-from dag_factory.spec import ExperimentSpec
+from dag_factory.spec.schema import ExperimentSpec
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHAMPION_ALIAS = "champion"
 ROLE_TAG = "dag_factory.role"
@@ -49,19 +54,19 @@ class NoTracking:
     def start(self) -> None:
         return None
 
-    def log_data(self, profile: dict[str, Any], meta: dict[str, Any]) -> None:
+    def log_data(self, profile: DataProfile, meta: RunMeta) -> None:
         return None
 
     def note_skip(self, reason: str) -> None:
         return None
 
-    def log_model(self, label: str, folder: Path, summary: dict[str, Any], example: pd.DataFrame) -> dict[str, Any]:
+    def log_model(self, label: str, folder: Path, result: ModelResult, example: pd.DataFrame) -> dict[str, str]:
         return {}
 
-    def log_selection(self, board: dict[str, Any]) -> None:
+    def log_selection(self, board: Leaderboard) -> None:
         return None
 
-    def register(self, decision: dict[str, Any], winner: dict[str, Any]) -> dict[str, Any]:
+    def register(self, decision: Decision, winner: RankedRow) -> dict[str, str]:
         return {}
 
     def finish(self, failed: bool, report_html: str | None) -> None:
@@ -84,21 +89,22 @@ class Tracker:
         self.experiment_name = tracking.experiment or experiment
         self.model_name = tracking.registered_model or experiment
         self.airflow_run_id = airflow_run_id
+        # MLflow's client reads its per-request limits from the environment only. This process's requests
+        # get the spec's time limit and no retries of their own: ``_call`` retries whole operations.
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, int(tracking.timeout_seconds)))
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 
-    @contextmanager
-    def _client(self, what: str) -> Iterator[MlflowClient]:
-        """An MLflow client on this spec's server, with its retry settings; any failure becomes a TrackingError."""
+    def _call(self, what: str, operation: Callable[[MlflowClient], T]) -> T:
+        """Run ``operation`` with a client on this spec's server, retried ``tracking.retries`` times with
+        exponential backoff; a failure that outlasts them becomes a TrackingError naming the server."""
         import mlflow
+        import tenacity
 
-        limits = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.settings.retries),
-                  "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(self.settings.timeout_seconds)),
-                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5"}
-        saved = {name: os.environ.get(name) for name in limits}
-        previous_uri = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-        os.environ.update(limits)
-        mlflow.set_tracking_uri(self.uri)
+        client = mlflow.MlflowClient(tracking_uri=self.uri)
+        retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(self.settings.retries + 1),
+                                     wait=tenacity.wait_exponential(multiplier=0.5, max=10), reraise=True)
         try:
-            yield mlflow.MlflowClient(tracking_uri=self.uri)
+            return retrying(operation, client)
         except Exception as err:  # noqa: BLE001  the server, the network or the store: all are tracking failures
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
             retries = self.settings.retries
@@ -107,13 +113,18 @@ class Tracker:
                 f"{'retry' if retries == 1 else 'retries'} ({type(err).__name__}: {reason}); check that the server "
                 "is up and tracking.uri is right. Nothing half-written was left in the results; Airflow retries "
                 "the task") from err
+
+    @contextmanager
+    def _fluent(self) -> Iterator[None]:
+        """MLflow's fluent API (log_model, register_model) pointed at this spec's server for the block."""
+        import mlflow
+
+        previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+        mlflow.set_tracking_uri(self.uri)
+        try:
+            yield
         finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            mlflow.set_tracking_uri(previous_uri)
+            mlflow.set_tracking_uri(previous)
 
     def _experiment_id(self, client: MlflowClient) -> str:
         found = client.get_experiment_by_name(self.experiment_name)
@@ -151,25 +162,32 @@ class Tracker:
                   "split.seed": spec.split.seed, "cv.folds": spec.cv.folds, "cv.repeats": spec.cv.repeats,
                   "cv.seed": spec.cv.seed, "selection.metric": spec.selection.metric,
                   "selection.require": spec.selection.require, "models": ",".join(spec.model_names())}
-        with self._client("starting the run") as client:
+
+        def start(client: MlflowClient) -> str:
             parent = self._parent(client)
             client.log_batch(parent, params=[Param(k, _param_value(v)) for k, v in params.items()])
+            return parent
+
+        parent = self._call("starting the run", start)
         log.info("Tracking this run in MLflow experiment %s at %s (run %s)", self.experiment_name, self.uri, parent)
 
-    def log_data(self, profile: dict[str, Any], meta: dict[str, Any]) -> None:
+    def log_data(self, profile: DataProfile, meta: RunMeta) -> None:
         """The data profile and split, on the DAG run's MLflow run."""
-        with self._client("logging the data profile") as client:
+
+        def log_data(client: MlflowClient) -> None:
             parent = self._parent(client)
-            client.log_dict(parent, profile, "profile.json")
-            client.set_tag(parent, "dag_factory.data_fingerprint", meta["fingerprint"])
+            client.log_dict(parent, profile.model_dump(mode="json"), "profile.json")
+            client.set_tag(parent, "dag_factory.data_fingerprint", meta.fingerprint)
             for key in ("rows", "train_rows", "test_rows"):
-                client.set_tag(parent, f"dag_factory.{key}", str(meta[key]))
+                client.set_tag(parent, f"dag_factory.{key}", str(getattr(meta, key)))
+
+        self._call("logging the data profile", log_data)
 
     def note_skip(self, reason: str) -> None:
-        with self._client("recording the skip") as client:
-            client.set_tag(self._parent(client), "dag_factory.skipped", reason[:5000])
+        self._call("recording the skip",
+                   lambda client: client.set_tag(self._parent(client), "dag_factory.skipped", reason[:5000]))
 
-    def log_model(self, label: str, folder: Path, summary: dict[str, Any], example: pd.DataFrame) -> dict[str, Any]:
+    def log_model(self, label: str, folder: Path, result: ModelResult, example: pd.DataFrame) -> dict[str, str]:
         """A nested run for one trained model: params, CV and test metrics, plots, and the model in MLflow's format.
 
         ``folder`` is the model's local folder, complete but not yet published.
@@ -179,82 +197,96 @@ class Tracker:
         from mlflow.entities import Metric, Param
         from mlflow.models import infer_signature
 
-        model = joblib.load(folder / "model.joblib")
-        with self._client(f"logging model {label}") as client:
+        model = joblib.load(folder / MODEL_FILE)
+        params = {**result.params, **{f"search.{k}": v for k, v in result.chosen_params.items()},
+                  "estimator": result.estimator, "threshold": result.threshold.value}
+
+        def log_model(client: MlflowClient) -> tuple[str, str]:
             run_id = self._child(client, self._parent(client), label)
-            params = {**summary["params"], **{f"search.{k}": v for k, v in summary["chosen_params"].items()},
-                      "estimator": summary["estimator"], "threshold": summary["threshold"]["value"]}
             client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in params.items()],
-                             metrics=[Metric(k, v, _now_ms(), 0) for k, v in _metrics(summary).items()])
+                             metrics=[Metric(k, v, _now_ms(), 0) for k, v in _metrics(result).items()])
             if (folder / "plots").is_dir():
                 client.log_artifacts(run_id, str(folder / "plots"), "plots")
-            client.log_artifact(run_id, str(folder / "predictions.csv"))
-            client.log_dict(run_id, summary, "metrics.json")
-            with mlflow.start_run(run_id=run_id):
+            client.log_artifact(run_id, str(folder / PREDICTIONS))
+            client.log_dict(run_id, result.model_dump(mode="json"), MODEL_METRICS)
+            with self._fluent(), mlflow.start_run(run_id=run_id):
                 info = mlflow.sklearn.log_model(
                     model, name="model", serialization_format="cloudpickle",
                     signature=infer_signature(example, model.predict(example)), input_example=example,
-                    pip_requirements=_requirements(summary["estimator"]))
-        log.info("Model %s logged to MLflow run %s as %s", label, run_id, info.model_uri)
-        return {"run_id": run_id, "model_uri": info.model_uri}
+                    pip_requirements=_requirements(result.estimator))
+            return run_id, info.model_uri
 
-    def log_selection(self, board: dict[str, Any]) -> None:
+        run_id, model_uri = self._call(f"logging model {label}", log_model)
+        log.info("Model %s logged to MLflow run %s as %s", label, run_id, model_uri)
+        return {"run_id": run_id, "model_uri": model_uri}
+
+    def log_selection(self, board: Leaderboard) -> None:
         """Tag each model's run with its rank, the winner's with ``dag_factory.winner``; the leaderboard on the parent."""
-        metric = board["metric"]
-        with self._client("recording the leaderboard") as client:
-            parent = self._parent(client)
-            client.log_dict(parent, board, "leaderboard.json")
-            for row in board["leaderboard"]:
-                if row["status"] == "ok" and row.get("tracking"):
-                    run_id = row["tracking"]["run_id"]
-                    client.set_tag(run_id, "dag_factory.rank", str(row["rank"]))
-                    client.set_tag(run_id, "dag_factory.eligible", str(row["eligible"]).lower())
-                    client.set_tag(run_id, "dag_factory.winner", str(row["name"] == board["winner"]).lower())
-            if board["winner"] is not None:
-                winner = next(r for r in board["leaderboard"] if r["name"] == board["winner"])
-                client.set_tag(parent, "dag_factory.winner", board["winner"])
-                client.log_metric(parent, f"best_cv_{metric}", winner["cv"][metric]["mean"])
 
-    def register(self, decision: dict[str, Any], winner: dict[str, Any]) -> dict[str, Any]:
+        def log_selection(client: MlflowClient) -> None:
+            parent = self._parent(client)
+            client.log_dict(parent, board.model_dump(mode="json"), LEADERBOARD)
+            for row in board.ranked:
+                if row.tracking:
+                    run_id = row.tracking["run_id"]
+                    client.set_tag(run_id, "dag_factory.rank", str(row.rank))
+                    client.set_tag(run_id, "dag_factory.eligible", str(row.eligible).lower())
+                    client.set_tag(run_id, "dag_factory.winner", str(row.name == board.winner).lower())
+            winner = board.winner_row
+            if winner is not None:
+                client.set_tag(parent, "dag_factory.winner", winner.name)
+                client.log_metric(parent, f"best_cv_{board.metric}", winner.score(board.metric))
+
+        self._call("recording the leaderboard", log_selection)
+
+    def register(self, decision: Decision, winner: RankedRow) -> dict[str, str]:
         """Register the promoted model as a version of the registered model and point the champion alias at it.
 
         A retry finds the version this run registered before, so it is never registered twice.
         """
         import mlflow
 
-        source = winner.get("tracking") or {}
+        source = winner.tracking
         if not source:
-            raise TrackingError(f"tracking: model {winner['name']} has no MLflow run (it was trained before tracking "
+            raise TrackingError(f"tracking: model {winner.name} has no MLflow run (it was trained before tracking "
                                 "was configured); retrain with force=true to register it")
-        with self._client(f"registering {winner['name']} as {self.model_name}@{CHAMPION_ALIAS}") as client:
+
+        def register(client: MlflowClient) -> str:
             existing = client.search_model_versions(f"name='{self.model_name}' and run_id='{source['run_id']}'")
-            version = existing[0] if existing else mlflow.register_model(
-                source["model_uri"], self.model_name, tags={
-                    RUN_TAG: self.airflow_run_id, MODEL_TAG: winner["name"], "dag_factory.metric": decision["metric"],
-                    "dag_factory.score": str(decision["challenger_score"]), "dag_factory.champion_path":
-                    str(decision.get("path") or "")})
+            with self._fluent():
+                version = existing[0] if existing else mlflow.register_model(
+                    source["model_uri"], self.model_name, tags={
+                        RUN_TAG: self.airflow_run_id, MODEL_TAG: winner.name, "dag_factory.metric": str(decision.metric),
+                        "dag_factory.score": str(decision.challenger_score),
+                        "dag_factory.champion_path": str(decision.path or "")})
             client.set_registered_model_alias(self.model_name, CHAMPION_ALIAS, version.version)
             client.set_tag(self._parent(client), "dag_factory.promoted", f"{self.model_name} v{version.version}")
-        log.info("MLflow: %s version %s is now @%s", self.model_name, version.version, CHAMPION_ALIAS)
-        return {"registered_model": self.model_name, "version": str(version.version), "alias": CHAMPION_ALIAS}
+            return str(version.version)
+
+        version = self._call(f"registering {winner.name} as {self.model_name}@{CHAMPION_ALIAS}", register)
+        log.info("MLflow: %s version %s is now @%s", self.model_name, version, CHAMPION_ALIAS)
+        return {"registered_model": self.model_name, "version": version, "alias": CHAMPION_ALIAS}
 
     def finish(self, failed: bool, report_html: str | None) -> None:
         """Close the DAG run's MLflow run as FINISHED or FAILED, with the HTML report when there is one."""
-        with self._client("closing the run") as client:
+
+        def finish(client: MlflowClient) -> None:
             parent = self._parent(client)
             if report_html is not None:
-                client.log_text(parent, report_html, "report.html")
+                client.log_text(parent, report_html, REPORT)
             client.set_terminated(parent, "FAILED" if failed else "FINISHED")
 
+        self._call("closing the run", finish)
 
-def _metrics(summary: dict[str, Any]) -> dict[str, float]:
+
+def _metrics(result: ModelResult) -> dict[str, float]:
     """cv_<metric>_mean / cv_<metric>_std and test_<metric>, as MLflow metrics."""
     values = {}
-    for name, stats in summary["cv"].items():
-        values[f"cv_{name}_mean"] = float(stats["mean"])
-        values[f"cv_{name}_std"] = float(stats["std"])
-    values.update({f"test_{name}": float(value) for name, value in summary["test"].items()})
-    values["refit_seconds"] = float(summary["refit_seconds"])
+    for name, stats in result.cv.items():
+        values[f"cv_{name}_mean"] = stats.mean
+        values[f"cv_{name}_std"] = stats.std
+    values.update({f"test_{name}": float(value) for name, value in result.test.items()})
+    values["refit_seconds"] = result.refit_seconds
     return values
 
 

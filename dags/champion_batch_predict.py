@@ -14,11 +14,13 @@ from pathlib import Path
 from airflow.sdk import DAG, Asset, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from dag_factory.layout import Project, safe_run_id
+from dag_factory.airflow.dag import champion_asset_name
+from dag_factory.artifacts.layout import safe_run_id
+from dag_factory.project import Project
 
 EXPERIMENT = "breast_cancer"
 PROJECT = Project.locate(Path(__file__).resolve().parents[1])
-CHAMPION = Asset(f"best_model_{EXPERIMENT}")  # the name dag_factory.factory.champion_asset_name gives it
+CHAMPION = Asset(champion_asset_name(EXPERIMENT))
 
 with DAG(
     dag_id=f"champion_batch_predict_{EXPERIMENT}",
@@ -38,7 +40,7 @@ with DAG(
 
         That is the champion the triggering event announced, unless an even newer one was promoted since.
         """
-        from dag_factory.predict import predict_file
+        from dag_factory.steps.predict import predict_file
 
         context = get_current_context()
         for event in context["triggering_asset_events"].get(CHAMPION, []):

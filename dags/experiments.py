@@ -6,7 +6,7 @@ file to experiments/, not by editing this file.
 
 from pathlib import Path
 
-from dag_factory.factory import build_dags
-from dag_factory.layout import Project
+from dag_factory.airflow.dag import build_dags
+from dag_factory.project import Project
 
 globals().update(build_dags(Project.locate(Path(__file__).resolve().parents[1])))

@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-from dag_factory.deploy import ADMIN_USER, LOOPBACK, password_file, server_environment
-from dag_factory.layout import Project
+from dag_factory.airflow.standalone import ADMIN_USER, LOOPBACK, password_file, server_environment
+from dag_factory.project import Project
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 POSTGRES = ("127.0.0.1", 5432)

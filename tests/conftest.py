@@ -27,8 +27,8 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # the MLflow client would repor
 for variable in ("DAG_FACTORY_HOME", "DAG_FACTORY_RESULTS", "DAG_FACTORY_EXPERIMENTS", "DAG_FACTORY_MODELS"):
     os.environ.pop(variable, None)
 
-from dag_factory.layout import Project  # noqa: E402  (after the Airflow settings above)
-from dag_factory.runner import RunOutcome, run_experiment  # noqa: E402
+from dag_factory.project import Project  # noqa: E402  (after the Airflow settings above)
+from dag_factory.airflow.runner import RunOutcome, run_experiment  # noqa: E402
 
 
 @pytest.fixture(scope="session")

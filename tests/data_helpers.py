@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from dag_factory.files import read_json, sha256_file
-from dag_factory.layout import best_dir
+from conftest import REPO
+from dag_factory.storage.files import read_json, sha256_file
+from dag_factory.artifacts.layout import best_dir
 
 #: UCI's names for the 30 features of wdbc.data, in file order (the order of scikit-learn's copy).
 WDBC_FEATURES = [
@@ -128,43 +129,33 @@ def champion_identity(results: Path, experiment: str) -> tuple[str, str]:
 
 def load_spec(tmp: Path, text: str):
     """An ExperimentSpec from YAML text, read the way Airflow's parse reads it (file, loader, catalog)."""
-    from conftest import REPO
-    from dag_factory.loader import load_catalog, load_experiment
+    from dag_factory.spec.loader import load_catalog, load_experiment
 
     path = tmp / "spec.yaml"
     path.write_text(text, encoding="utf-8")
     return load_experiment(path, load_catalog(REPO / "models")[0])
 
 
-def prepare(spec, results: Path, run_id: str, force: bool = True, config: str | None = None) -> tuple[Path, dict]:
-    """Run the DAG's load, profile and preprocess task bodies without Airflow: the run folder and meta.
+def prepare(spec, results: Path, run_id: str, force: bool = True) -> tuple[Path, dict]:
+    """Run the DAG's load, profile and preprocess steps without Airflow: the run folder and its meta.json."""
+    from dag_factory.workflow import Run, run_steps as run_workflow
 
-    ``config`` stands for the spec's config fingerprint (default: the real one).
-    """
-    from dag_factory.layout import run_dir
-    from dag_factory.spec import config_fingerprint
-    from dag_factory.tasks import load_task, preprocess_task, profile_task
-
-    folder = run_dir(results, spec.experiment, run_id)
-    load_task(spec, folder)
-    profile_task(spec, folder)
-    config = config or config_fingerprint(spec, shipped_catalog(), spec.model_names())
-    return folder, preprocess_task(spec, folder, results, config=config, force=force)
+    files = run_workflow(Run.of(spec, shipped_catalog(), REPO, results, run_id, force=force), until="preprocess")
+    return files.folder, read_json(files.meta)
 
 
 def run_steps(spec, results: Path, run_id: str, force: bool = True) -> Path:
-    """Run every task body of the DAG up to promote, in the DAG's order, without Airflow; return the run folder.
+    """Run every step of the DAG up to promote, in the DAG's order, without Airflow; return the run folder.
 
     A DataError stops it where it stops the DAG: before any model trains or is promoted.
     """
-    from dag_factory.tasks import run_steps as run_task_bodies
+    from dag_factory.workflow import Run, run_steps as run_workflow
 
-    return run_task_bodies(spec, shipped_catalog(), results, run_id, force=force, until="promote")
+    return run_workflow(Run.of(spec, shipped_catalog(), REPO, results, run_id, force=force), until="promote").folder
 
 
 def shipped_catalog() -> dict:
     """The model catalog in the checkout's models/."""
-    from conftest import REPO
-    from dag_factory.loader import load_catalog
+    from dag_factory.spec.loader import load_catalog
 
     return load_catalog(REPO / "models")[0]

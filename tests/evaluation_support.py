@@ -1,6 +1,6 @@
 """Run an experiment's steps in DAG order without Airflow, for fast evaluation tests.
 
-The same task bodies the DAG calls (``dag_factory.tasks``), with real scikit-learn training;
+The same steps the DAG's tasks run (``dag_factory.workflow``), with real scikit-learn training;
 only the scheduler is left out.
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import yaml
 
 from conftest import REPO, fast_spec
-from dag_factory import tasks
-from dag_factory.loader import load_catalog
-from dag_factory.spec import CatalogEntry, ExperimentSpec
+from dag_factory.workflow import Run, run_steps as run_workflow
+from dag_factory.spec.loader import load_catalog
+from dag_factory.spec.schema import CatalogEntry, ExperimentSpec
 
 #: Deliberately weak models for champion/challenger tests: a one-split tree and a constant guess.
 STUMP = CatalogEntry(name="stump", estimator="sklearn.tree.DecisionTreeClassifier",
@@ -43,6 +43,12 @@ def shipped_spec(name: str = "breast_cancer") -> ExperimentSpec:
     return spec_from_text((REPO / "experiments" / f"{name}.yaml").read_text(encoding="utf-8"))
 
 
-def run_steps(spec: ExperimentSpec, results: Path, run_id: str) -> Path:
+def run_of(spec: ExperimentSpec, results, run_id: str, models: dict[str, CatalogEntry] | None = None,
+           force: bool = True) -> Run:
+    """A run of ``spec`` in ``results``, as a DAG run would make it (the checkout as the project)."""
+    return Run.of(spec, models or catalog(), REPO, results, run_id, force=force)
+
+
+def run_steps(spec: ExperimentSpec, results: Path, run_id: str, until: str = "report") -> Path:
     """load -> preprocess -> train every model -> select -> promote -> report; returns the run folder."""
-    return tasks.run_steps(spec, catalog(), results, run_id, force=True)
+    return run_workflow(run_of(spec, results, run_id), until=until).folder

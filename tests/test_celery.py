@@ -13,8 +13,8 @@ import pytest
 
 from airflow_services import (AIRFLOW, POSTGRES, REDIS, REDIS_BROKER, AirflowServices, celery_queue, postgres_database,
                               unreachable, wall_seconds)
-from dag_factory.deploy import WORKER_NAME_VARIABLE
-from dag_factory.layout import Project
+from dag_factory.airflow.standalone import WORKER_NAME_VARIABLE
+from dag_factory.project import Project
 from servers import AWS_ISOLATION, S3_CREDENTIALS, s3_server
 from test_object_storage import new_bucket, whole_champion
 
@@ -34,7 +34,7 @@ def celery_settings(database_url: str, queue: str, results: str) -> dict[str, st
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database_url}",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
         # Two workers share this machine: record each one's name on the task instances it runs.
-        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "dag_factory.deploy.worker_hostname",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "dag_factory.airflow.standalone.worker_hostname",
         "DAG_FACTORY_RESULTS": results,
     }
 

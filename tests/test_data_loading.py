@@ -7,9 +7,9 @@ import uuid
 import pandas as pd
 import pytest
 
-from dag_factory.errors import DataError
-from dag_factory.spec import DataSpec
-from dag_factory.steps.load import load_data
+from dag_factory.errors import DataError, DownloadError, is_permanent
+from dag_factory.spec.schema import DataSpec
+from dag_factory.steps.load import Attempt, load_data
 from data_helpers import WDBC_COLUMNS, serve, wdbc_frame, write_wdbc
 
 
@@ -108,13 +108,16 @@ def test_url_is_downloaded_once_into_the_cache_and_reused(tmp_path):
     assert origin.endswith("(124,876 bytes)")
 
 
-def test_url_that_times_out_is_retried_with_backoff(tmp_path, caplog):
+def test_url_that_times_out_fails_the_attempt_for_airflow_to_retry_and_the_retry_succeeds(tmp_path):
     write_wdbc(tmp_path / "served" / "wdbc.data")
     options = {"timeout_seconds": 0.3, "retries": 1, "backoff_seconds": 0.1}
     with serve(tmp_path / "served", failures=1, stall=1.5) as server:
-        frame, _ = load_data(wdbc_data(server.url("wdbc.data"), download=options), tmp_path / "cache")
+        with pytest.raises(DownloadError, match=r"failed on attempt 1 of 2 \(timed out\)"):
+            load_data(wdbc_data(server.url("wdbc.data"), download=options), tmp_path / "cache", attempt=Attempt(1, 2))
+        frame, _ = load_data(wdbc_data(server.url("wdbc.data"), download=options), tmp_path / "cache",
+                             attempt=Attempt(2, 2))  # Airflow's retry of the load_data task
     assert len(frame) == 569 and len(server.log) == 2
-    assert "timed out), attempt 1 of 2; retrying in 0.1s" in caplog.text
+    assert not is_permanent(DownloadError("x")) and is_permanent(DataError("x"))  # the retry policy's view
 
 
 def test_fsspec_url_is_copied_into_the_cache(tmp_path):

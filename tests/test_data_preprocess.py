@@ -10,22 +10,26 @@ import pandas as pd
 import pytest
 
 from dag_factory.errors import DataError, NothingToDo
-from dag_factory.files import read_json
-from dag_factory.spec import DataSpec, SplitSpec
+from dag_factory.storage.files import read_json
+from dag_factory.artifacts.layout import RunFiles
+from dag_factory.spec.schema import DataSpec, ExperimentSpec
 from dag_factory.steps.preprocess import encode_target, fingerprint, load_split, preprocess
 from dag_factory.steps.validate import clean
 from data_helpers import WDBC_FEATURES, champion_identity, load_spec, prepare, run_steps, wdbc_frame, wdbc_spec, write_wdbc
 
 
 def test_split_is_stratified_and_keeps_the_file_order_of_features(tmp_path):
-    data = DataSpec(source="wdbc.data", target="diagnosis", positive_class="M", drop=["id"])
-    meta = preprocess(wdbc_frame(), data, SplitSpec(), tmp_path)
+    spec = ExperimentSpec.model_validate({
+        "experiment": "bc", "models": [{"model": "logistic_regression"}],
+        "data": {"source": "wdbc.data", "target": "diagnosis", "positive_class": "M", "drop": ["id"]}})
+    files = RunFiles(tmp_path)
+    meta = preprocess(wdbc_frame(), spec, files, config="config").model_dump()
     assert meta["numeric"] == WDBC_FEATURES and meta["categorical"] == []
     assert meta["classes"] == ["B", "M"] and meta["positive_class"] == "M"
-    x_train, y_train, x_test, y_test = load_split(tmp_path, meta["target"])
+    x_train, y_train, x_test, y_test = load_split(files, meta["target"])
     assert (len(x_train), len(x_test)) == (455, 114)
     assert (y_train.mean(), y_test.mean()) == pytest.approx((212 / 569, 212 / 569), abs=0.005)
-    assert read_json(tmp_path / "meta.json") == meta
+    assert read_json(files.meta) == meta
 
 
 def test_positive_class_is_code_1_whatever_its_sort_order():
@@ -68,7 +72,7 @@ models: [{{model: logistic_regression}}]
     model = joblib.load(folder / "models" / "logistic_regression" / "model.joblib")
     raw = pd.DataFrame({"size": [2.0, -2.0, np.nan], "colour": ["green", None, "red"]})  # unseen, missing
     assert model.predict_proba(raw).shape == (3, 2)  # imputation and encoding travel with the model
-    assert read_json(folder / "metrics.json")["leaderboard"][0]["cv"]["roc_auc"]["mean"] > 0.8
+    assert read_json(folder / "leaderboard.json")["leaderboard"][0]["cv"]["roc_auc"]["mean"] > 0.8
 
 
 def test_fingerprint_follows_content_not_file_format(tmp_path):
@@ -104,7 +108,8 @@ def test_force_a_changed_config_or_changed_data_retrain(trained):
     spec, results, source = trained
     before = champion_identity(results, "bc")
     _, forced = prepare(spec, results, "forced", force=True)
-    _, reconfigured = prepare(spec, results, "reconfigured", force=False, config="another config")
+    reseeded = spec.model_copy(update={"cv": spec.cv.model_copy(update={"seed": 7})})  # another config, same data
+    _, reconfigured = prepare(reseeded, results, "reconfigured", force=False)
     frame = wdbc_frame()
     write_wdbc(source, frame.iloc[:-5])
     _, new_data = prepare(spec, results, "new_data", force=False)

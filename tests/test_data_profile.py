@@ -8,14 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dag_factory.files import read_json
-from dag_factory.spec import DataSpec, ExperimentSpec, ModelEntry
-from dag_factory.steps.profile import profile, to_markdown
-from dag_factory.tasks import profile_task
+from dag_factory.artifacts.records import DataProfile
+from dag_factory.render.profile import profile_markdown
+from dag_factory.spec.schema import DataSpec, ExperimentSpec, ModelEntry
+from dag_factory.steps import profile as profile_step
+from dag_factory.storage.files import read_json
+from dag_factory.workflow import profile as profile_task
 from data_helpers import WDBC_COLUMNS, wdbc_frame
+from evaluation_support import run_of
 
 WDBC = DataSpec(source="wdbc.data", header=False, columns=WDBC_COLUMNS, target="diagnosis", positive_class="M",
                 drop=["id"])
+
+
+def profile(frame: pd.DataFrame, data: DataSpec) -> dict:
+    """The profile step's result as the JSON it writes."""
+    return profile_step.profile(frame, data).model_dump(mode="json")
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +73,18 @@ def test_profile_of_data_without_the_target_still_describes_the_columns():
 
 
 def test_profile_task_writes_json_and_markdown_and_logs_the_table(tmp_path, caplog):
-    raw = tmp_path / "data" / "raw.parquet"
-    raw.parent.mkdir()
+    spec = ExperimentSpec(experiment="bc", data=WDBC, models=[ModelEntry(model="logistic_regression")])
+    run = run_of(spec, tmp_path / "results", "r")
+    run.files.raw.parent.mkdir(parents=True)
     frame = wdbc_frame()
     frame.loc[0, "texture_mean"] = np.nan
-    frame.to_parquet(raw)
-    spec = ExperimentSpec(experiment="bc", data=WDBC, models=[ModelEntry(model="logistic_regression")])
-    with caplog.at_level(logging.INFO, logger="dag_factory.steps.profile"):
-        result = profile_task(spec, tmp_path)
+    frame.to_parquet(run.files.raw)
+    with caplog.at_level(logging.INFO, logger="dag_factory.render.profile"):
+        result = profile_task(run)
     assert result["rows"] == 569 and result["class_balance"]["M"]["count"] == 212
-    assert read_json(tmp_path / "profile.json")["columns_stats"]["texture_mean"]["missing"] == 1
-    markdown = (tmp_path / "profile.md").read_text()
-    assert markdown == to_markdown(read_json(tmp_path / "profile.json"))
+    assert read_json(run.files.profile_json)["columns_stats"]["texture_mean"]["missing"] == 1
+    markdown = run.files.profile_md.read_text()
+    assert markdown == profile_markdown(DataProfile.read(run.files.profile_json))
     for heading in ("# Data profile", "## Class balance", "## Columns", "## Top correlations with the target"):
         assert heading in markdown
     assert "| M | 212 | 37.3% |" in markdown

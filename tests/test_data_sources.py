@@ -12,14 +12,15 @@ import shutil
 import pytest
 
 from conftest import REPO, fast_spec, run_dag, task_instances, write_experiment
-from dag_factory.files import read_json, sha256_file
-from dag_factory.layout import Project
-from dag_factory.spec import METRICS
+from dag_factory.storage.files import read_json, sha256_file
+from dag_factory.project import Project
+from dag_factory.spec.schema import METRICS
 from data_helpers import champion_identity, serve, wdbc_spec, write_wdbc
 
 pytestmark = pytest.mark.airflow
 
 BREAST_CANCER = ("bc_loader", "bc_csv", "bc_http")
+RETRY_FAST = "  download: {retries: 2, backoff_seconds: 0.01}\n"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,10 @@ def runs(tmp_path_factory, airflow_db):
         write_experiment(project, "bc_http", wdbc_spec(
             "bc_http", server.url("wdbc.data"), extra="  download: {timeout_seconds: 10, retries: 2, backoff_seconds: 0.2}\n"))
         outcomes["bc_http"] = run_dag(project, "bc_http")
-    return project, outcomes, server
+        with serve(wdbc.parent, failures=99) as down:
+            write_experiment(project, "bc_http_down", wdbc_spec("bc_http_down", down.url("wdbc.data"), extra=RETRY_FAST))
+            outcomes["bc_http_down"] = run_dag(project, "bc_http_down")
+    return project, outcomes, server, down
 
 
 def leaderboard(board: dict) -> list[tuple]:
@@ -53,8 +57,8 @@ def leaderboard(board: dict) -> list[tuple]:
 
 
 def test_breast_cancer_from_loader_csv_and_http_reach_the_same_leaderboard(runs):
-    project, outcomes, _ = runs
-    boards = {name: read_json(outcomes[name].folder / "metrics.json") for name in BREAST_CANCER}
+    project, outcomes, _, _ = runs
+    boards = {name: read_json(outcomes[name].folder / "leaderboard.json") for name in BREAST_CANCER}
     assert {name: outcomes[name].state for name in BREAST_CANCER} == dict.fromkeys(BREAST_CANCER, "success")
     reference = leaderboard(boards["bc_loader"])
     assert [row[0] for row in reference] and len(reference) == 2
@@ -68,7 +72,7 @@ def test_breast_cancer_from_loader_csv_and_http_reach_the_same_leaderboard(runs)
 
 
 def test_csv_run_profiles_the_raw_file(runs):
-    project, outcomes, _ = runs
+    project, outcomes, _, _ = runs
     summary = read_json(outcomes["bc_csv"].folder / "profile.json")
     assert (summary["rows"], summary["columns"]) == (569, 32)
     assert summary["class_balance"] == {"B": {"count": 357, "share": 0.6274}, "M": {"count": 212, "share": 0.3726}}
@@ -79,20 +83,33 @@ def test_csv_run_profiles_the_raw_file(runs):
 
 
 def test_http_source_is_retried_after_a_failing_first_request_and_cached_in_the_run_folder(runs):
-    project, outcomes, server = runs
+    project, outcomes, server, _ = runs
     assert server.log == [("/wdbc.data", 503), ("/wdbc.data", 200)]
     log = (outcomes["bc_http"].folder / "run.log").read_text()
-    assert "failed (HTTP 503 Service Unavailable), attempt 1 of 3; retrying in 0.2s" in log
+    assert "failed on attempt 1 of 3 (HTTP 503 Service Unavailable)" in log  # Airflow retried the load_data task
     cached = outcomes["bc_http"].folder / "data" / "source" / "wdbc.data"
     assert sha256_file(cached) == sha256_file(project.root / "data" / "wdbc.data")
 
 
+def test_url_failing_after_retries_fails_with_the_last_http_status_before_training(runs, airflow_db):
+    project, outcomes, _, down = runs
+    failed = outcomes["bc_http_down"]
+    url = down.url("wdbc.data")
+    assert failed.state == "failed"
+    assert down.log == [("/wdbc.data", 503)] * 3  # the first try and Airflow's 2 retries
+    message = f"data.source: downloading {url} failed after 3 attempt(s) (HTTP 503 Service Unavailable)"
+    assert read_json(failed.folder / "data" / "error.json")["error"].startswith(message)
+    tries = {r["task_id"]: (r["state"], r["try_number"]) for r in task_instances(airflow_db, "bc_http_down", failed.run_id)}
+    assert tries["load_data"] == ("failed", 3)
+    assert not (failed.folder / "models").exists() and not (project.results / "best" / "bc_http_down").exists()
+
+
 def test_wine_multiclass_loader_trains_with_macro_metrics(runs, airflow_db):
-    project, outcomes, _ = runs
+    project, outcomes, _, _ = runs
     assert outcomes["wine"].state == "success"
     meta = read_json(outcomes["wine"].folder / "data" / "meta.json")
     assert meta["classes"] == ["class_0", "class_1", "class_2"] and meta["positive_class"] is None
-    board = read_json(outcomes["wine"].folder / "metrics.json")
+    board = read_json(outcomes["wine"].folder / "leaderboard.json")
     for row in board["leaderboard"]:
         assert row["status"] == "ok"
         assert 0.9 <= row["cv"]["roc_auc"]["mean"] <= 1.0  # one-vs-rest, macro-averaged
@@ -104,7 +121,7 @@ def test_wine_multiclass_loader_trains_with_macro_metrics(runs, airflow_db):
 
 
 def test_csv_source_skips_unchanged_data_stops_bad_data_and_retrains_on_changed_data(runs, airflow_db):
-    project, outcomes, _ = runs
+    project, outcomes, _, _ = runs
     wdbc = project.root / "data" / "wdbc.data"
     champion = champion_identity(project.results, "bc_csv")
     assert champion[0] == outcomes["bc_csv"].run_id
@@ -135,7 +152,7 @@ def test_csv_source_skips_unchanged_data_stops_bad_data_and_retrains_on_changed_
     states = _states(airflow_db, changed.run_id)
     assert changed.state == "success"
     assert states["preprocess"] == states["train"] == states["select"] == "success"
-    board = read_json(changed.folder / "metrics.json")
+    board = read_json(changed.folder / "leaderboard.json")
     assert [row["status"] for row in board["leaderboard"]] == ["ok", "ok"]
     assert read_json(changed.folder / "data" / "meta.json")["rows"] == 559
 

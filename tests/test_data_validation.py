@@ -1,6 +1,6 @@
 """One test per validation failure: the sentence a user reads, and the champion left untouched.
 
-Fast step tests without Airflow: ``run_steps`` calls the DAG's task bodies in the DAG's order
+Fast step tests without Airflow: ``run_steps`` calls the DAG's steps in the DAG's order
 (load, profile, preprocess, train, select, promote), so bad data must stop it before training.
 test_data_sources.py shows the same through a real Airflow run.
 """
@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from dag_factory.errors import DataError
-from dag_factory.files import read_json
-from dag_factory.layout import run_dir
+from dag_factory.storage.files import read_json
+from dag_factory.artifacts.layout import RunFiles
 from data_helpers import champion_identity, load_spec, prepare, run_steps, serve, wdbc_frame, wdbc_spec, write_wdbc
 
 EXPERIMENT = "bc"
@@ -48,7 +48,7 @@ def fails_before_training(champion, tmp_path: Path, source: Path | str, message:
     error = str(raised.value)
     assert message in error
     assert "\n" not in error and error.count("; ") == 1  # one sentence: the problem; the fix
-    folder = run_dir(results, EXPERIMENT, tmp_path.name)
+    folder = RunFiles.of(results, EXPERIMENT, tmp_path.name).folder
     assert read_json(folder / "data" / "error.json")["error"] == error  # what the CLI prints after the run
     assert not (folder / "models").exists()
     assert champion_identity(results, EXPERIMENT) == before
@@ -142,17 +142,6 @@ def test_column_names_that_do_not_match_the_file_fail(champion, tmp_path):
 def test_missing_file_fails(champion, tmp_path):
     fails_before_training(champion, tmp_path, tmp_path / "nowhere.csv",
                           f"data.source: file {tmp_path / 'nowhere.csv'} does not exist")
-
-
-def test_url_failing_after_retries_fails_with_the_last_http_status(champion, tmp_path, monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    write_wdbc(tmp_path / "served" / "wdbc.data")
-    with serve(tmp_path / "served", failures=99) as server:
-        url = server.url("wdbc.data")
-        fails_before_training(champion, tmp_path, url,
-                              f"data.source: downloading {url} failed after 3 attempt(s) (HTTP 503 Service Unavailable)",
-                              RETRY_FAST)
-    assert server.log == [("/wdbc.data", 503)] * 3
 
 
 def test_url_not_found_is_not_retried(champion, tmp_path, monkeypatch):

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from conftest import run_dag, task_instances
-from dag_factory.files import read_json
-from dag_factory.layout import best_dir
+from dag_factory.storage.files import read_json
+from dag_factory.artifacts.layout import best_dir
 
 pytestmark = pytest.mark.airflow
 
@@ -22,7 +22,7 @@ def first_run(tmp_path_factory, airflow_db):
     """One real DAG run of the shipped breast_cancer spec, shared by the tests of this module."""
     from conftest import REPO
     import shutil
-    from dag_factory.layout import Project
+    from dag_factory.project import Project
 
     root = tmp_path_factory.mktemp("e2e") / "project"
     for folder in ("dags", "models", "experiments"):
@@ -35,7 +35,7 @@ def first_run(tmp_path_factory, airflow_db):
 def test_run_succeeds_and_leaderboard_lists_every_model_with_cv_mean_and_std(first_run):
     project, outcome = first_run
     assert outcome.state == "success"
-    board = read_json(outcome.folder / "metrics.json")
+    board = read_json(outcome.folder / "leaderboard.json")
     rows = {r["name"]: r for r in board["leaderboard"]}
     assert sorted(rows) == sorted(MODELS)
     for row in rows.values():
@@ -88,7 +88,7 @@ def test_second_run_on_same_data_skips_training_unless_forced(first_run, airflow
 
     forced = run_dag(project, "breast_cancer", force=True)
     assert forced.state == "success"
-    board = read_json(forced.folder / "metrics.json")
+    board = read_json(forced.folder / "leaderboard.json")
     assert board["decision"]["promoted"] is False
     assert "does not beat the champion" in board["decision"]["reason"]
     card = read_json(best_dir(project.results, "breast_cancer") / "model_card.json")

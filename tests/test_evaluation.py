@@ -12,10 +12,11 @@ from sklearn.datasets import load_breast_cancer
 
 from conftest import fast_spec
 from dag_factory.errors import ModelError
-from dag_factory.files import read_json
-from dag_factory.layout import best_dir
-from dag_factory.report import leaderboard_table
-from dag_factory.spec import METRICS
+from dag_factory.storage.files import read_json
+from dag_factory.artifacts.layout import best_dir
+from dag_factory.artifacts.records import Leaderboard, MeanStd
+from dag_factory.render.tables import leaderboard_table
+from dag_factory.spec.schema import METRICS
 from dag_factory.steps.metrics import metric_is_better, threshold_for_recall
 from dag_factory.steps.select import gate_failures
 from evaluation_support import quick_spec, run_steps, shipped_spec, spec_from_text
@@ -28,7 +29,7 @@ def shipped_run(tmp_path_factory):
     """The shipped breast_cancer spec (4 models, 5-fold CV) through every step once."""
     results = tmp_path_factory.mktemp("shipped") / "results"
     folder = run_steps(shipped_spec(), results, "manual__shipped")
-    return results, folder, read_json(folder / "metrics.json")
+    return results, folder, read_json(folder / "leaderboard.json")
 
 
 def predictions(folder, model: str) -> pd.DataFrame:
@@ -128,7 +129,7 @@ def test_a_gate_no_model_meets_promotes_nothing_and_says_why(tmp_path):
     spec = quick_spec("gated", LOGREG, "selection: {require: {accuracy: 0.999, recall: 0.999}}\n")
     results = tmp_path / "results"
     folder = run_steps(spec, results, "gated")
-    board = read_json(folder / "metrics.json")
+    board = read_json(folder / "leaderboard.json")
     assert board["winner"] is None
     assert board["decision"]["promoted"] is False
     assert "no model meets the selection.require gates" in board["decision"]["reason"]
@@ -136,13 +137,13 @@ def test_a_gate_no_model_meets_promotes_nothing_and_says_why(tmp_path):
     row = board["leaderboard"][0]
     assert row["eligible"] is False and len(row["ineligible_reasons"]) == 2
     assert not best_dir(results, "gated").exists()
-    assert "NOT PROMOTED: no model meets" in leaderboard_table(board)
+    assert "NOT PROMOTED: no model meets" in leaderboard_table(Leaderboard.model_validate(board))
 
 
 def test_a_worse_challenger_is_kept_out_a_better_one_promoted_and_history_shows_both(tmp_path):
     results = tmp_path / "results"
     runs = {"first": "  - model: stump\n", "worse": "  - model: dummy\n", "better": LOGREG}
-    boards = {run: read_json(run_steps(quick_spec("duel", models), results, run) / "metrics.json")
+    boards = {run: read_json(run_steps(quick_spec("duel", models), results, run) / "leaderboard.json")
               for run, models in runs.items()}
     assert boards["first"]["decision"]["promoted"] is True
     assert boards["first"]["decision"]["reason"] == "no champion yet"
@@ -166,7 +167,7 @@ def test_metric_is_better_needs_a_strict_gain_of_at_least_the_margin():
 
 
 def test_an_undefined_metric_fails_its_gate():
-    reasons = gate_failures({"recall": {"mean": float("nan"), "std": 0.0}, "brier": {"mean": 0.5, "std": 0.0}},
+    reasons = gate_failures({"recall": MeanStd(mean=float("nan"), std=0.0), "brier": MeanStd(mean=0.5, std=0.0)},
                             {"recall": 0.9, "brier": 0.2})
     assert len(reasons) == 2 and "> required maximum 0.2" in reasons[1]
 
@@ -187,7 +188,7 @@ def threshold_run(tmp_path_factory):
     results = tmp_path_factory.mktemp("threshold") / "results"
     spec = quick_spec("sensitive", LOGREG, "selection: {threshold: {target_recall: 0.97}}\n")
     folder = run_steps(spec, results, "t")
-    return results, folder, read_json(folder / "metrics.json")
+    return results, folder, read_json(folder / "leaderboard.json")
 
 
 def test_threshold_reaches_the_target_recall_on_out_of_fold_predictions(threshold_run):
@@ -209,7 +210,7 @@ def test_threshold_reports_the_specificity_it_costs(threshold_run):
     assert threshold["specificity_cost"] == pytest.approx(
         threshold["at_default"]["cv_specificity"]["mean"] - threshold["cv_specificity"]["mean"])
     assert threshold["cv_recall"]["mean"] >= threshold["at_default"]["cv_recall"]["mean"]
-    assert "threshold" in leaderboard_table(board).splitlines()[0]
+    assert "threshold" in leaderboard_table(Leaderboard.model_validate(board)).splitlines()[0]
 
 
 def test_the_promoted_card_and_the_test_metrics_use_the_chosen_threshold(threshold_run):
@@ -235,6 +236,6 @@ def test_a_threshold_on_a_multiclass_target_is_refused_with_the_key_to_remove(tm
 def test_a_search_runs_inside_each_fold_and_the_leaderboard_shows_its_choice(tmp_path):
     models = "  - model: logistic_regression\n    search: {method: grid, space: {C: [0.001, 1.0]}, folds: 3}\n"
     folder = run_steps(quick_spec("searched", models), tmp_path / "results", "s")
-    row = read_json(folder / "metrics.json")["leaderboard"][0]
+    row = read_json(folder / "leaderboard.json")["leaderboard"][0]
     assert row["chosen_params"] == {"C": 1.0}  # heavy regularisation loses on ROC-AUC here
     assert row["top_features"] and row["importance_kind"] == "coefficient"

@@ -23,14 +23,20 @@ import pytest
 
 from conftest import fast_spec, run_dag, task_instances, write_experiment
 from dag_factory.cli import main
-from dag_factory.files import read_json
-from dag_factory.layout import run_dir, safe_run_id
+from dag_factory.storage.files import read_json
+from dag_factory.artifacts.layout import RunFiles, safe_run_id
+from evaluation_support import run_of
 from dag_factory.steps import promote as promotion
-from dag_factory.steps.champion_store import PointerStore
+from dag_factory.artifacts.champion_store import PointerStore
 from servers import AWS_ISOLATION, S3_CREDENTIALS, s3_client, s3_server
 from test_promotion import EXPERIMENT, STRONG, WEAK, in_child, in_children, promote_run, train_run
 
 MODELS = ["logistic_regression", "xgboost", "random_forest", "svm"]
+def run_folder(results, run_id: str):
+    """A run folder of the promotion experiment under ``results``."""
+    return RunFiles.of(results, EXPERIMENT, run_id).folder
+
+
 #: S3 requests that change the store; the SIGKILL test stops a promotion before each in turn.
 WRITES = ("put_object", "create_multipart_upload", "upload_part", "complete_multipart_upload", "copy_object",
           "delete_object", "delete_objects")
@@ -91,7 +97,7 @@ def test_breast_cancer_runs_through_airflow_with_an_s3_results_root(project, end
     assert str(outcome.folder) == f"s3://{bucket}/team/ml/runs/breast_cancer/{safe_run_id(outcome.run_id)}"
 
     run = f"team/ml/runs/breast_cancer/{safe_run_id(outcome.run_id)}"
-    board = json.loads(fetch(endpoint, bucket, f"{run}/metrics.json"))
+    board = json.loads(fetch(endpoint, bucket, f"{run}/leaderboard.json"))
     assert sorted(r["name"] for r in board["leaderboard"]) == sorted(MODELS)
     assert {r["status"] for r in board["leaderboard"]} == {"ok"}
     assert board["decision"]["promoted"] and board["decision"]["reason"] == "no champion yet"
@@ -163,8 +169,8 @@ def test_sigkill_before_every_s3_write_of_a_promotion_leaves_a_whole_champion(s3
     results = fresh(s3_trained)
     pointer = PointerStore(results, EXPERIMENT).pointer
     pristine = {pointer: pointer.read_bytes(),
-                run_dir(results, EXPERIMENT, "strong") / "metrics.json":
-                    (run_dir(results, EXPERIMENT, "strong") / "metrics.json").read_bytes()}
+                run_folder(results, "strong") / "leaderboard.json":
+                    (run_folder(results, "strong") / "leaderboard.json").read_bytes()}
     bucket, root = s3_trained.removeprefix("s3://").split("/", 1)
     outcomes = []
     for n in range(1, 100):
@@ -184,7 +190,7 @@ def test_sigkill_before_every_s3_write_of_a_promotion_leaves_a_whole_champion(s3
             s3fs.S3FileSystem._call_s3 = call
             s3fs.S3FileSystem.call_s3 = sync_wrapper(call)  # what file objects call
             child = fresh(s3_trained)
-            promote_run(child, STRONG, run_dir(child, EXPERIMENT, "strong"))
+            promote_run(child, STRONG, run_folder(child, "strong"))
 
         status = in_child(die_at_write)
         if status == 0:
@@ -192,7 +198,7 @@ def test_sigkill_before_every_s3_write_of_a_promotion_leaves_a_whole_champion(s3
         assert status == -signal.SIGKILL
         outcomes.append(whole_champion(endpoint, bucket, root, EXPERIMENT)["run_id"])
         results = fresh(s3_trained)
-        assert promote_run(results, STRONG, run_dir(results, EXPERIMENT, "strong"))["promoted"]  # a retry recovers
+        assert promote_run(results, STRONG, run_folder(results, "strong"))["promoted"]  # a retry recovers
         assert whole_champion(endpoint, bucket, root, EXPERIMENT)["run_id"] == "strong"
     assert len(outcomes) >= 10 and outcomes.count("weak") >= 10, outcomes
     print(f"SIGKILL before {len(outcomes)} S3 writes; champion whole every time")
@@ -213,14 +219,14 @@ def test_two_racing_promotions_on_s3_keep_the_better_model(s3_trained, endpoint,
     def promote_at_start(spec, run_id: str) -> None:
         time.sleep(max(0.0, start - time.time()))
         child = fresh(s3_trained)
-        promote_run(child, spec, run_dir(child, EXPERIMENT, run_id))
+        promote_run(child, spec, run_folder(child, run_id))
 
     assert in_children(lambda: promote_at_start(STRONG, "strong"), lambda: promote_at_start(WEAK, "weak")) == [0, 0]
 
     results = fresh(s3_trained)
     bucket, root = s3_trained.removeprefix("s3://").split("/", 1)
     assert whole_champion(endpoint, bucket, root, EXPERIMENT)["run_id"] == "strong"
-    decisions = {r: read_json(run_dir(results, EXPERIMENT, r) / "metrics.json")["decision"] for r in ("strong", "weak")}
+    decisions = {r: read_json(run_folder(results, r) / "leaderboard.json")["decision"] for r in ("strong", "weak")}
     assert decisions["strong"]["promoted"]
     version = decisions["strong"]["path"].removeprefix(f"s3://{bucket}/")
     history = [json.loads(line)["run_id"] for line in fetch(endpoint, bucket, f"{version}/history.jsonl").splitlines()]
@@ -233,11 +239,10 @@ def test_a_results_root_in_a_bucket_that_does_not_exist_is_refused_before_any_wo
     from upath import UPath
 
     from dag_factory.errors import SpecError
-    from dag_factory.tasks import load_task
+    from dag_factory.workflow import load
 
     missing = f"no-such-bucket-{uuid.uuid4().hex[:8]}"
-    folder = run_dir(UPath(f"s3://{missing}/ml"), EXPERIMENT, "r")
     with pytest.raises(SpecError, match=rf"(?s)results.root: .*the bucket s3://{missing} .* does not exist .*create the "
                                         "bucket, or fix results.root"):
-        load_task(WEAK, folder)
+        load(run_of(WEAK, UPath(f"s3://{missing}/ml"), "r"))
     assert missing not in {b["Name"] for b in s3_client(endpoint).list_buckets()["Buckets"]}  # none was made

@@ -9,8 +9,8 @@ import pytest
 
 from dag_factory.cli import main
 from dag_factory.errors import DataError, ModelError
-from dag_factory.layout import best_dir
-from dag_factory.predict import load_champion, predict_file
+from dag_factory.artifacts.layout import best_dir
+from dag_factory.steps.predict import load_champion, predict_file
 from conftest import REPO, fast_spec
 from evaluation_support import run_steps, spec_from_text
 
@@ -51,7 +51,7 @@ def test_predict_round_trips_the_held_out_split(project, tmp_path):
     scored = pd.read_csv(out)
     assert len(scored) == len(test) and set(scored["predicted"]) <= {"benign", "malignant"}
     _, card = load_champion(root / "results", EXPERIMENT)
-    saved = pd.read_csv(folder / "models" / card["model"]["name"] / "predictions.csv").query("split == 'test'")
+    saved = pd.read_csv(folder / "models" / card.model.name / "predictions.csv").query("split == 'test'")
     assert scored["predicted"].tolist() == saved["predicted_label"].tolist()
     assert scored["proba_malignant"].to_numpy() == pytest.approx(saved["proba"].to_numpy())
     truth = test["target"].map({0: "benign", 1: "malignant"}).to_numpy()

@@ -18,15 +18,16 @@ from typing import Any
 
 import pytest
 
+from dag_factory.artifacts.champion_store import current_card
+from dag_factory.artifacts.layout import HISTORY, RunFiles, best_dir
+from dag_factory.artifacts.records import RunMeta
 from dag_factory.errors import ModelError, RunFailed
-from dag_factory.files import MANIFEST, manifest_problems, read_json
-from dag_factory.layout import best_dir
-from dag_factory.loader import load_catalog
-from dag_factory.spec import ExperimentSpec
+from dag_factory.render.report import add_champion_pages
+from dag_factory.spec.schema import ExperimentSpec
 from dag_factory.steps import promote as promotion
-from dag_factory.tasks import report_task, run_steps
-
-from conftest import REPO
+from dag_factory.storage.files import MANIFEST, manifest_problems, read_json
+from dag_factory.workflow import report
+from evaluation_support import run_of, run_steps
 
 EXPERIMENT = "promo"
 #: Every file-system call promote makes; the SIGKILL test stops the process before each in turn.
@@ -47,11 +48,19 @@ STRONG = spec_of({"model": "logistic_regression"})
 
 def train_run(results: Path, spec: ExperimentSpec, run_id: str) -> Path:
     """Load, split, train and rank one run with the real steps; returns its run folder."""
-    return run_steps(spec, load_catalog(REPO / "models")[0], results, run_id, until="select")
+    return run_steps(spec, results, run_id, until="select")
 
 
 def promote_run(results: Path, spec: ExperimentSpec, folder: Path) -> dict[str, Any]:
-    return promotion.promote(spec, results, folder, read_json(folder / "data" / "meta.json"))
+    """Promote a trained run's winner, as the promote task does; returns the decision."""
+    files = RunFiles(folder)
+    decision = promotion.promote(spec, results, files, RunMeta.read(files.meta), add_pages=add_champion_pages)
+    return decision.model_dump()
+
+
+def champion(results: Path) -> dict[str, Any]:
+    """The current champion's model card (its checksums verified)."""
+    return current_card(results, EXPERIMENT).model_dump()
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +89,8 @@ def assert_one_whole_champion(results: Path) -> dict[str, Any]:
     folder = best_dir(results, EXPERIMENT)
     assert folder.is_symlink()
     assert manifest_problems(folder) == []
-    card = promotion.champion(results, EXPERIMENT)  # verifies the checksums again, as loading does
-    history = [json.loads(line) for line in (folder / promotion.HISTORY).read_text().splitlines()]
+    card = champion(results)  # verifies the checksums again, as loading does
+    history = [json.loads(line) for line in (folder / HISTORY).read_text().splitlines()]
     expected = {"weak": ["weak"], "strong": ["weak", "strong"]}[card["run_id"]]
     assert [h["run_id"] for h in history] == expected
     assert read_json(folder / "metrics.json")["name"] == card["model"]["name"]
@@ -137,13 +146,13 @@ def test_sigkill_at_every_file_operation_leaves_the_old_or_the_new_champion(resu
             break  # promote finished before making an n-th call: every point was tried
         assert status == -signal.SIGKILL
         outcomes.append(assert_one_whole_champion(results)["run_id"])
-        if read_json(run_dir(results, "strong") / "metrics.json")["decision"] is None:
+        if read_json(run_dir(results, "strong") / "leaderboard.json")["decision"] is None:
             with pytest.raises(RunFailed, match="the promotion of logistic_regression did not happen or did not finish"):
-                report_task(STRONG, run_dir(results, "strong"))  # the run shows the kill, never a silent green
+                report(run_of(STRONG, results, "strong"))  # the run shows the kill, never a silent green
         assert promote_run(results, STRONG, run_dir(results, "strong"))["promoted"]  # a retry recovers
         assert assert_one_whole_champion(results)["run_id"] == "strong"
         leftovers = list(best_dir(results, EXPERIMENT).parent.glob(f".{EXPERIMENT}.link-*"))
-        leftovers += list((results / "best" / ".versions" / EXPERIMENT).glob(".staging-*"))
+        leftovers += list((results / "best" / ".versions" / EXPERIMENT).glob(".*.partial"))
         assert leftovers == []
     assert len(outcomes) >= 15, outcomes  # killed at that many distinct points
     assert outcomes.count("weak") >= 10 and "strong" in outcomes  # before and after the switch were both hit
@@ -166,12 +175,12 @@ def test_two_racing_promotions_keep_the_better_model(results, monkeypatch):
         promote_run(results, spec, run_dir(results, run_id))
 
     assert in_children(lambda: promote_at_start(STRONG, "strong"), lambda: promote_at_start(WEAK, "weak")) == [0, 0]
-    card = promotion.champion(results, EXPERIMENT)
+    card = champion(results)
     assert card["run_id"] == "strong"
     history = [json.loads(line)["run_id"] for line in
-               (best_dir(results, EXPERIMENT) / promotion.HISTORY).read_text().splitlines()]
+               (best_dir(results, EXPERIMENT) / HISTORY).read_text().splitlines()]
     assert history in (["strong"], ["weak", "strong"])  # weak first then replaced, or refused: never lost
-    decisions = {r: read_json(run_dir(results, r) / "metrics.json")["decision"] for r in ("strong", "weak")}
+    decisions = {r: read_json(run_dir(results, r) / "leaderboard.json")["decision"] for r in ("strong", "weak")}
     assert decisions["strong"]["promoted"]
     if history == ["strong"]:
         assert "does not beat the champion" in decisions["weak"]["reason"]
@@ -187,9 +196,9 @@ def test_every_champion_file_has_a_sha256_and_loading_refuses_a_changed_one(resu
         original = target.read_bytes()
         target.write_bytes(original + b" ")
         with pytest.raises(ModelError, match=rf"{name} has SHA-256 .* but SHA256SUMS records .*refusing to use it"):
-            promotion.champion(results, EXPERIMENT)
+            champion(results)
         target.write_bytes(original)
-    from dag_factory.predict import load_champion
+    from dag_factory.steps.predict import load_champion
 
     (folder / "model.joblib").write_bytes(b"not the model")
     with pytest.raises(ModelError, match="refusing to load it"):
@@ -217,15 +226,15 @@ def test_a_worse_challenger_leaves_the_champion_untouched(results):
 def test_a_champion_measured_on_other_folds_is_re_scored_before_the_comparison(results):
     strong_on_two_folds = STRONG.model_copy(update={"cv": STRONG.cv.model_copy(update={"folds": 2})})
     promote_run(results, STRONG, results / "runs" / EXPERIMENT / "strong")  # champion: 3-fold CV score
-    recorded = promotion.champion(results, EXPERIMENT)["cv"]["roc_auc"]["mean"]
+    recorded = champion(results)["cv"]["roc_auc"]["mean"]
 
     folder = train_run(results, strong_on_two_folds, "strong_two_folds")
     decision = promote_run(results, strong_on_two_folds, folder)
 
     assert "re-scored on this run's data and folds" in decision["reason"]
-    challenger = read_json(folder / "metrics.json")["leaderboard"][0]["cv"]["roc_auc"]["mean"]
+    challenger = read_json(folder / "leaderboard.json")["leaderboard"][0]["cv"]["roc_auc"]["mean"]
     # the same family and params on the same 2 folds score the same: a tie, so the champion stays
     assert decision["champion_score"] == pytest.approx(challenger, abs=1e-9)
     assert decision["champion_score"] != pytest.approx(recorded, abs=1e-9)
     assert decision["promoted"] is False
-    assert promotion.champion(results, EXPERIMENT)["run_id"] == "strong"
+    assert champion(results)["run_id"] == "strong"

@@ -1,7 +1,7 @@
 """Model faults through real Airflow runs: each failing model fails alone, loudly, and loses nothing.
 
 One DAG run trains seven models, five of them faulty: a scikit-learn estimator with an invalid
-solver (fails at fit), a numerical error, a model past its per-model timeout, a misspelt
+solver (fails at fit), a numerical error, a model past the train task's timeout, a misspelt
 hyperparameter, and a model whose first attempt fails (its retry succeeds). A second run in
 which every model fails must keep the first run's champion. Faulty estimators live in a small
 module on the path, allowed through DAG_FACTORY_ALLOWED_MODULES as a user would.
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, fast_spec, run_dag, task_instances, write_experiment
-from dag_factory.files import manifest_problems, read_json
-from dag_factory.layout import best_dir
+from dag_factory.storage.files import manifest_problems, read_json
+from dag_factory.artifacts.layout import best_dir
 
 pytestmark = pytest.mark.airflow
 
@@ -73,7 +73,7 @@ CATALOG = {
                   "params: {solver: not_a_solver}\n",
     "numeric": "estimator: faulty_models.NumericalErrorClassifier\n",
     "slow": "estimator: faulty_models.SlowClassifier\n",
-    "flaky": "estimator: faulty_models.FailsOnceClassifier\nparams: {marker: MARKER}\n",
+    "flaky": "estimator: faulty_models.FailsOnceClassifier\nneeds_scaling: true\nparams: {marker: MARKER}\n",
 }
 
 MODELS = """\
@@ -84,7 +84,6 @@ MODELS = """\
     retries: 1
   - model: numeric
   - model: slow
-    timeout_minutes: 0.05
   - model: logistic_regression
     name: typo
     params: {Cc: 1.0}
@@ -97,14 +96,14 @@ FAULTY = ["bad_solver", "numeric", "slow", "typo"]
 ERRORS = {
     "bad_solver": "InvalidParameterError: The 'solver' parameter of LogisticRegression must be",
     "numeric": "FloatingPointError: divide by zero encountered in log",
-    "slow": "ModelError: model slow exceeded its time limit of 3s (timeout_minutes in the spec)",
+    "slow": "model slow exceeded its time limit of 15s (timeout_minutes in the spec)",
     "typo": 'model "typo": params.Cc is not a parameter of LogisticRegression (did you mean "C"?)',
 }
 
 
 def spec_text(models: str) -> str:
-    """The faults experiment: no retries unless a model sets them, no delay between tries."""
-    return fast_spec("faults", models) + "retries: 0\nretry_delay_seconds: 0\n"
+    """The faults experiment: no retries unless a model sets them, no delay between tries, 15 s per model."""
+    return fast_spec("faults", models) + "retries: 0\nretry_delay_seconds: 0\ntimeout_minutes: 0.25\n"
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +111,7 @@ def runs(tmp_path_factory, airflow_db):
     """Run 1: seven models, four failing for good. Run 2: every model fails."""
     import shutil
 
-    from dag_factory.layout import Project
+    from dag_factory.project import Project
 
     root = tmp_path_factory.mktemp("faults") / "project"
     for folder in ("dags", "models", "experiments"):
@@ -150,7 +149,7 @@ def test_the_run_fails_visibly_but_select_and_promote_run_over_the_survivors(run
     assert states(airflow_db, first.run_id) == {"load_data": "success", "profile": "success", "preprocess": "success",
                                                 "select": "success", "promote": "success", "report": "failed"}
     assert "4 of 7 model(s) failed: bad_solver, numeric, slow, typo" in (first.folder / "run.log").read_text()
-    board = read_json(first.folder / "metrics.json")
+    board = read_json(first.folder / "leaderboard.json")
     assert board["winner"] in ("logistic_regression", "random_forest", "flaky")
     assert board["decision"]["promoted"] is True
 
@@ -161,7 +160,7 @@ def test_a_failing_model_fails_only_its_task_and_is_listed_with_its_error(runs, 
     tis = trains(airflow_db, first.run_id)
     assert tis[model]["state"] == "failed"
     assert {n for n, ti in tis.items() if ti["state"] == "success"} == {"logistic_regression", "random_forest", "flaky"}
-    row = next(r for r in read_json(first.folder / "metrics.json")["leaderboard"] if r["name"] == model)
+    row = next(r for r in read_json(first.folder / "leaderboard.json")["leaderboard"] if r["name"] == model)
     assert row["status"] == "failed" and ERRORS[model] in row["error"]
     folder = first.folder / "models" / model
     assert sorted(p.name for p in folder.iterdir()) == ["error.json"]
@@ -183,7 +182,7 @@ def test_a_retried_model_keeps_no_trace_of_its_failed_attempt(runs):
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []  # no scratch folders
     flaky = sorted(p.name for p in (folder / "flaky").iterdir())
     assert "error.json" not in flaky and "metrics.json" in flaky
-    row = next(r for r in read_json(first.folder / "metrics.json")["leaderboard"] if r["name"] == "flaky")
+    row = next(r for r in read_json(first.folder / "leaderboard.json")["leaderboard"] if r["name"] == "flaky")
     assert row["status"] == "ok" and "error" not in row
 
 
@@ -206,26 +205,24 @@ def test_a_broken_spec_beside_it_hid_nothing(runs):
     project, first, _, _ = runs
     assert (project.experiments / "broken.yaml").exists()  # it sat in experiments/ during both runs
     assert "Import error" not in (first.folder / "run.log").read_text()
-    assert (first.folder / "metrics.json").exists()  # the faults DAG was parsed and ran all the same
+    assert (first.folder / "leaderboard.json").exists()  # the faults DAG was parsed and ran all the same
 
 
 def test_stale_files_of_a_killed_attempt_are_never_taken_for_results(runs):
     """A SIGKILLed attempt leaves a scratch folder and an old error.json; the next attempt replaces both."""
-    from dag_factory.loader import load_catalog
-    from dag_factory.loader import load_experiment
-    from dag_factory.tasks import train_task
+    from dag_factory.spec.loader import load_catalog, load_experiment
+    from dag_factory.storage.files import sha256_file
+    from dag_factory.workflow import Run, train
 
     project, first, _, _ = runs
     catalog, _ = load_catalog(REPO / "models")
     spec = load_experiment(REPO / "experiments" / "breast_cancer.yaml", catalog)
-    spec = spec.model_copy(update={"cv": spec.cv.model_copy(update={"folds": 3})})
+    spec = spec.model_copy(update={"experiment": "faults", "cv": spec.cv.model_copy(update={"folds": 3})})
     models = first.folder / "models"
     (models / ".logistic_regression.partial").mkdir()
     (models / ".logistic_regression.partial" / "model.joblib").write_text("half a model")
     (models / "logistic_regression" / "error.json").write_text('{"error": "stale"}')
-    entry = spec.models[0]
-    train_task(spec, first.folder, entry, catalog[entry.model], read_json(first.folder / "data" / "meta.json"))
-    from dag_factory.files import sha256_file
+    train(Run.of(spec, catalog, project.root, project.results, first.run_id), "logistic_regression")
 
     folder = models / "logistic_regression"
     assert not (models / ".logistic_regression.partial").exists()
@@ -234,8 +231,8 @@ def test_stale_files_of_a_killed_attempt_are_never_taken_for_results(runs):
 
 
 def test_no_default_password_and_login_stays_on():
-    from dag_factory.deploy import server_environment, password_file
-    from dag_factory.layout import Project
+    from dag_factory.airflow.standalone import server_environment, password_file
+    from dag_factory.project import Project
 
     env = server_environment(Project(REPO), 8080, home="/tmp/airflow-home")
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"  # login on

@@ -14,10 +14,10 @@ from PIL import Image
 
 from conftest import fast_spec, run_dag, write_experiment
 from dag_factory.cli import main
-from dag_factory.files import read_json
-from dag_factory.html_report import REPORT_FILE
-from dag_factory.layout import best_dir
-from dag_factory.steps.plots import PLOT_KINDS
+from dag_factory.storage.files import read_json
+from dag_factory.artifacts.layout import REPORT as REPORT_FILE
+from dag_factory.artifacts.layout import best_dir
+from dag_factory.render.plots import PLOT_KINDS
 from evaluation_support import quick_spec, run_steps, spec_from_text
 
 MODELS = ("logistic_regression", "random_forest")
@@ -109,7 +109,7 @@ def test_the_champion_folder_has_card_report_and_plots(binary_run):
     results, folder = binary_run
     best = best_dir(results, "reported")
     card = read_json(best / "model_card.json")
-    board = read_json(folder / "metrics.json")
+    board = read_json(folder / "leaderboard.json")
     winner = next(r for r in board["leaderboard"] if r["name"] == board["winner"])
     for key in ("intended_use", "limitations", "run_id", "cv_protocol", "threshold", "packages", "artifact"):
         assert card[key], key

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from airflow_services import AirflowApi, AirflowServices, overlapping, wall_seconds
-from dag_factory.layout import Project
-from dag_factory.loader import find_experiment, load_catalog
+from dag_factory.project import Project
+from dag_factory.spec.loader import find_experiment, load_catalog
 
 pytestmark = pytest.mark.airflow
 
@@ -59,7 +59,7 @@ def test_breast_cancer_trains_its_models_in_parallel_on_a_real_scheduler(project
         spec = find_experiment(project.experiments, load_catalog(project.models)[0], "breast_cancer")
         retries = {t["task_id"]: t["retries"] for t in api.get("/dags/breast_cancer/tasks")["tasks"]}
         assert retries["load_data"] == spec.retries
-        assert retries["train"] == max(spec.model_retries(m) for m in spec.models)
+        assert retries["train"] == spec.train_retries()
 
         run_id = api.trigger("breast_cancer")
         run = api.wait_for_run(services, "breast_cancer", run_id)

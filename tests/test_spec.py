@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, fast_spec, run_dag
 from dag_factory.cli import main
 from dag_factory.errors import ModelError
-from dag_factory.layout import Project
+from dag_factory.project import Project
 
 GOOD_DAGS = {"breast_cancer", "quick"}
 EVIL_CATALOG = "description: not a classifier\nestimator: os.system\n"
@@ -168,7 +168,7 @@ def test_a_broken_catalog_entry_breaks_only_the_experiments_using_it(bag):
 
 def test_a_spec_airflow_rejects_after_validation_becomes_a_stand_in(broken_project, tmp_path, monkeypatch):
     """The factory's last line of defence: a DAG that fails Airflow's own checks."""
-    from dag_factory import factory
+    from dag_factory.airflow import dag as factory
 
     text = fast_spec("quick2") + f"tags: [{'x' * 150}]\n"  # Airflow caps a tag at 100 characters
     experiments = tmp_path / "experiments"
@@ -187,9 +187,9 @@ def test_a_spec_airflow_rejects_after_validation_becomes_a_stand_in(broken_proje
 ])
 def test_a_spec_needing_a_missing_extra_names_the_extra_to_install(tmp_path, monkeypatch, section, module, extra,
                                                                    where):
-    from dag_factory import extras
+    from dag_factory.spec import extras
     from dag_factory.errors import SpecError
-    from dag_factory.loader import load_catalog, load_experiment
+    from dag_factory.spec.loader import load_catalog, load_experiment
 
     monkeypatch.setattr(extras, "installed", lambda name: name != module)  # as if its package were not installed
     path = tmp_path / "needs_extra.yaml"

@@ -12,14 +12,14 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from dag_factory.files import manifest_problems, read_json
-from dag_factory.layout import Project
+from dag_factory.storage.files import manifest_problems, read_json
+from dag_factory.project import Project
+from dag_factory.artifacts.champion_store import PointerStore, current_card
+from dag_factory.artifacts.layout import HISTORY
 from dag_factory.steps import promote as promotion
-from dag_factory.steps.champion_store import PointerStore
-from dag_factory.storage import open_location
-from dag_factory.tasks import run_steps
-from evaluation_support import catalog, quick_spec
-from test_promotion import EXPERIMENT, STRONG, WEAK, promote_run, train_run
+from dag_factory.storage.location import open_location
+from evaluation_support import quick_spec, run_steps
+from test_promotion import EXPERIMENT, STRONG, WEAK, champion, promote_run, train_run
 
 
 def memory_root() -> object:
@@ -53,16 +53,16 @@ def test_every_step_runs_on_an_object_store_and_writes_nothing_to_the_local_disk
     results = memory_root()
     spec = quick_spec("anywhere", "  - model: logistic_regression\n  - model: random_forest\n"
                                   "    params: {n_estimators: 20}\n")
-    folder = run_steps(spec, catalog(), results, "run_1", force=True)
+    folder = run_steps(spec, results, "run_1")
 
-    board = read_json(folder / "metrics.json")
+    board = read_json(folder / "leaderboard.json")
     assert board["decision"]["promoted"] and {r["status"] for r in board["leaderboard"]} == {"ok"}
     for name in ("profile.json", "report.html", "data/train.parquet", "models/random_forest/plots/roc.png"):
         assert (folder / name).is_file(), name
     pointer = json.loads(PointerStore(results, "anywhere").pointer.read_text())
     version = results / "best" / ".versions" / "anywhere" / pointer["version"]
     assert str(version) == board["decision"]["path"] and manifest_problems(version) == []
-    assert promotion.champion(results, "anywhere")["run_id"] == "run_1"
+    assert current_card(results, "anywhere").run_id == "run_1"
     assert list(tmp_path.iterdir()) == []  # nothing in the working folder
     assert set(Path(tempfile.gettempdir()).glob("dag-factory-*")) == temporary  # scratch folders removed
 
@@ -84,10 +84,10 @@ def test_a_champion_replaced_during_a_promotion_makes_it_decide_again(monkeypatc
     assert meanwhile["weak"]["promoted"] and decision["promoted"]
     assert "changed during this promotion (attempt 1 of 5); deciding again" in caplog.text
     assert decision["champion"] == "stump (run weak)"  # the second decision was against the new champion
-    card = promotion.champion(results, EXPERIMENT)
+    card = champion(results)
     assert card["run_id"] == "strong"
     history = (results / "best" / ".versions" / EXPERIMENT / json.loads(
-        PointerStore(results, EXPERIMENT).pointer.read_text())["version"] / promotion.HISTORY).read_text()
+        PointerStore(results, EXPERIMENT).pointer.read_text())["version"] / HISTORY).read_text()
     assert [json.loads(line)["run_id"] for line in history.splitlines()] == ["weak", "strong"]
 
 
@@ -96,8 +96,7 @@ def test_a_connection_on_a_scheme_airflow_serves_goes_through_object_storage_pat
 
     results = open_location(f"file://{tmp_path}/results", conn_id="team_files")  # Airflow serves file:// itself
     assert isinstance(results, ObjectStoragePath) and results.conn_id == "team_files"
-    folder = run_steps(quick_spec("through_airflow", "  - model: logistic_regression\n"), catalog(), results, "r1",
-                       force=True)
-    assert read_json(folder / "metrics.json")["decision"]["promoted"]
-    assert promotion.champion(results, "through_airflow")["run_id"] == "r1"
+    folder = run_steps(quick_spec("through_airflow", "  - model: logistic_regression\n"), results, "r1")
+    assert read_json(folder / "leaderboard.json")["decision"]["promoted"]
+    assert current_card(results, "through_airflow").run_id == "r1"
     assert (tmp_path / "results" / "best" / "through_airflow" / "champion.json").is_file()  # no links: a pointer

@@ -20,12 +20,13 @@ from mlflow import MlflowClient
 from airflow_services import free_port
 from conftest import REPO, fast_spec, run_dag, task_instances, write_experiment
 from dag_factory.errors import TrackingError
-from dag_factory.files import manifest_problems, read_json
-from dag_factory.layout import Project, best_dir
-from dag_factory.spec import TrackingSpec
-from dag_factory.tasks import run_steps, train_task
-from dag_factory.tracking import CHAMPION_ALIAS, tracker_for
-from evaluation_support import catalog, quick_spec
+from dag_factory.storage.files import manifest_problems, read_json
+from dag_factory.artifacts.layout import best_dir
+from dag_factory.project import Project
+from dag_factory.spec.schema import TrackingSpec
+from dag_factory.workflow import promote, report, run_steps, train
+from dag_factory.tracking import CHAMPION_ALIAS
+from evaluation_support import quick_spec, run_of
 from servers import mlflow_server, mlflow_server_binary
 
 pytestmark = pytest.mark.skipif(mlflow_server_binary() is None,
@@ -89,7 +90,7 @@ def test_a_dag_run_is_a_parent_run_with_a_nested_run_per_model(tracked, mlflow_u
     assert parent.data.params["data.positive_class"] == "malignant" and parent.data.params["cv.folds"] == "5"
     assert {"profile.json", "leaderboard.json", "report.html"} <= artifact_paths(client, parent.info.run_id)
 
-    board = read_json(outcome.folder / "metrics.json")
+    board = read_json(outcome.folder / "leaderboard.json")
     assert sorted(children) == sorted(MODELS)
     for row in board["leaderboard"]:
         child = children[row["name"]]
@@ -111,7 +112,7 @@ def test_a_dag_run_is_a_parent_run_with_a_nested_run_per_model(tracked, mlflow_u
 def test_the_winner_is_tagged_and_the_champion_alias_names_its_model(tracked, mlflow_uri):
     project, outcome = tracked
     client = MlflowClient(mlflow_uri)
-    board = read_json(outcome.folder / "metrics.json")
+    board = read_json(outcome.folder / "leaderboard.json")
     _, children = runs_of(client, outcome.run_id)
     assert {name: run.data.tags["dag_factory.winner"] for name, run in children.items()} == {
         name: str(name == board["winner"]).lower() for name in MODELS}
@@ -135,8 +136,8 @@ def test_a_run_that_does_not_beat_the_champion_leaves_the_alias_where_it_was(tra
     before = client.get_model_version_by_alias("breast_cancer", CHAMPION_ALIAS)
     forced = run_dag(project, "breast_cancer", force=True)
     assert forced.state == "success"
-    decision = read_json(forced.folder / "metrics.json")["decision"]
-    assert decision["promoted"] is False and "registered" not in decision
+    decision = read_json(forced.folder / "leaderboard.json")["decision"]
+    assert decision["promoted"] is False and decision.get("registered") is None
     assert client.get_model_version_by_alias("breast_cancer", CHAMPION_ALIAS).version == before.version
     assert len(client.search_model_versions("name='breast_cancer'")) == 1
     parent, children = runs_of(client, forced.run_id)
@@ -169,13 +170,11 @@ def test_a_tracking_server_that_is_down_fails_the_run_clearly_and_keeps_the_cham
 def test_a_model_whose_logging_fails_fails_alone_and_publishes_nothing(tmp_path):
     spec = quick_spec("logging_fails", "  - model: logistic_regression\n")
     results = tmp_path / "results"
-    folder = run_steps(spec, catalog(), results, "r", until="preprocess")
+    folder = run_steps(run_of(spec, results, "r"), until="preprocess").folder
     dead = f"http://127.0.0.1:{free_port()}"
     tracked = spec.model_copy(update={"tracking": TrackingSpec(uri=dead, retries=0, timeout_seconds=2)})
-    entry = spec.models[0]
     with pytest.raises(TrackingError, match=f"logging model logistic_regression failed on the MLflow server at {dead}"):
-        train_task(tracked, folder, entry, catalog()[entry.model], read_json(folder / "data" / "meta.json"),
-                   tracker=tracker_for(tracked, "r"))
+        train(run_of(tracked, results, "r"), "logistic_regression")
     model_dir = folder / "models" / "logistic_regression"
     assert sorted(p.name for p in model_dir.iterdir()) == ["error.json"]
     assert "TrackingError" in read_json(model_dir / "error.json")["error"]
@@ -183,26 +182,25 @@ def test_a_model_whose_logging_fails_fails_alone_and_publishes_nothing(tmp_path)
 
 
 def test_a_promotion_not_registered_fails_the_run_until_a_retry_registers_it(mlflow_uri, tmp_path):
+    from dag_factory.artifacts.champion_store import current_card
     from dag_factory.errors import RunFailed
-    from dag_factory.steps.promote import champion
-    from dag_factory.tasks import promote_task, report_task
 
     spec = quick_spec("register_later", "  - model: logistic_regression\n")
     spec = spec.model_copy(update={"tracking": TrackingSpec(uri=mlflow_uri)})
     down = spec.model_copy(update={"tracking": TrackingSpec(uri=f"http://127.0.0.1:{free_port()}", retries=0,
                                                             timeout_seconds=2)})
     results = tmp_path / "results"
-    folder = run_steps(spec, catalog(), results, "r1", until="select", tracker=tracker_for(spec, "r1"))
+    folder = run_steps(run_of(spec, results, "r1"), until="select").folder
 
     with pytest.raises(TrackingError, match="registering logistic_regression as register_later@champion failed"):
-        promote_task(down, folder, results, tracker_for(down, "r1"))
-    assert champion(results, "register_later")["run_id"] == "r1"  # promoted, whole, before the registration
+        promote(run_of(down, results, "r1"))
+    assert current_card(results, "register_later").run_id == "r1"  # promoted, whole, before the registration
     with pytest.raises(RunFailed, match="promoted to .* but not registered in MLflow .*clear the promote task"):
-        report_task(spec, folder, tracker_for(spec, "r1"))
+        report(run_of(spec, results, "r1"))
 
-    retried = promote_task(spec, folder, results, tracker_for(spec, "r1"))
+    retried = promote(run_of(spec, results, "r1"))
     assert retried["reason"].startswith("already promoted by an earlier attempt of this run")
-    report_task(spec, folder, tracker_for(spec, "r1"))  # the run is whole now
+    report(run_of(spec, results, "r1"))  # the run is whole now
     version = MlflowClient(mlflow_uri).get_model_version_by_alias("register_later", CHAMPION_ALIAS)
     assert retried["registered"]["version"] == version.version == "1"
-    assert version.run_id == read_json(folder / "metrics.json")["leaderboard"][0]["tracking"]["run_id"]
+    assert version.run_id == read_json(folder / "leaderboard.json")["leaderboard"][0]["tracking"]["run_id"]

@@ -1,0 +1,1 @@
+"""The pipeline steps as plain functions over typed inputs: no Airflow, no rendering."""

@@ -15,11 +15,13 @@ import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.inspection import permutation_importance
 
+from dag_factory.artifacts.records import Importance
+
 TOP_FEATURES = 50
 
 
-def feature_importance(fitted: Any, x_test: pd.DataFrame, y_test: pd.Series, seed: int) -> dict[str, Any]:
-    """The fitted model's importances, largest magnitude first: ``{"kind", "features", "values"}``."""
+def feature_importance(fitted: Any, x_test: pd.DataFrame, y_test: pd.Series, seed: int) -> Importance:
+    """The fitted model's importances, largest magnitude first."""
     pipeline = getattr(fitted, "best_estimator_", fitted)
     estimators = _inner_estimators(pipeline.named_steps["model"])
     for attribute, kind in (("coef_", "coefficient"), ("feature_importances_", "built-in importance")):
@@ -53,6 +55,6 @@ def _transformed_names(pipeline: Any) -> list[str]:
     return [str(n).split("__", 1)[-1] for n in names]
 
 
-def _ranked(kind: str, names: list[str], values: np.ndarray) -> dict[str, Any]:
+def _ranked(kind: str, names: list[str], values: np.ndarray) -> Importance:
     order = np.argsort(-np.abs(values), kind="stable")[:TOP_FEATURES]
-    return {"kind": kind, "features": [names[i] for i in order], "values": [float(values[i]) for i in order]}
+    return Importance(kind=kind, features=[names[i] for i in order], values=[float(values[i]) for i in order])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import http.client
 import logging
 import shutil
-import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlparse
@@ -15,16 +15,26 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from dag_factory.errors import DataError, DownloadError, did_you_mean
-from dag_factory.spec import DataSpec, DownloadSpec
+from dag_factory.spec.schema import DataSpec, DownloadSpec
+from dag_factory.storage.files import write_with
+from dag_factory.storage.location import LOCAL_SCHEMES, scheme_of
 
 log = logging.getLogger(__name__)
 
 SKLEARN_LOADERS = ("breast_cancer", "wine", "iris")
-_LOCAL_SCHEMES = ("", "file")
 PARQUET_MAGIC = b"PAR1"
 
 
-def load_data(data: DataSpec, cache_dir: Path, base: Path | None = None) -> tuple[pd.DataFrame, str]:
+@dataclass(frozen=True)
+class Attempt:
+    """Which attempt of the load task this is (Airflow counts them; a plain call is attempt 1 of 1)."""
+
+    number: int = 1
+    of: int = 1
+
+
+def load_data(data: DataSpec, cache_dir: Path, base: Path | None = None,
+              attempt: Attempt = Attempt()) -> tuple[pd.DataFrame, str]:
     """Return the raw table and a one-line description of where it came from.
 
     Remote sources are downloaded once into ``cache_dir`` so every later step, and a
@@ -34,11 +44,11 @@ def load_data(data: DataSpec, cache_dir: Path, base: Path | None = None) -> tupl
     source = data.source
     if source.startswith("sklearn:"):
         return _sklearn_frame(source.removeprefix("sklearn:"), data.target), f"scikit-learn loader {source}"
-    scheme = urlparse(source).scheme
-    if scheme in _LOCAL_SCHEMES or len(scheme) == 1:  # a Windows drive letter is not a scheme
+    scheme = scheme_of(source)
+    if scheme in LOCAL_SCHEMES:
         local = _local_path(source, base)
     elif scheme in ("http", "https"):
-        local = download(source, cache_dir, data.download)
+        local = download(source, cache_dir, data.download, attempt)
     else:
         local = _fetch_fsspec(source, cache_dir)
     return read_table(local, data), f"{source} ({local.stat().st_size:,} bytes)"
@@ -77,34 +87,31 @@ TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
 TRANSIENT_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException)
 
 
-def download(url: str, cache_dir: Path, options: DownloadSpec) -> Path:
-    """Download ``url`` into ``cache_dir`` once, with a timeout and retries with exponential backoff.
+def download(url: str, cache_dir: Path, options: DownloadSpec, attempt: Attempt = Attempt()) -> Path:
+    """Download ``url`` into ``cache_dir`` once, with a time limit on the connection and each read.
 
     A complete earlier download in the same run folder (a retried task) is reused, so every
-    step of a run reads the same bytes. Client errors such as 404 are not retried.
+    step of a run reads the same bytes. A failure that a later attempt may not meet raises
+    DownloadError, which Airflow retries (``data.download.retries``, with exponential backoff);
+    a client error such as 404 raises DataError, which is not retried.
     """
     target = _cache_path(url, cache_dir)
     if target.exists():
         log.info("Using %s, downloaded earlier in this run from %s", target, url)
         return target
-    attempts = options.retries + 1
-    for attempt in range(1, attempts + 1):
-        try:
-            _fetch_http(url, target, options.timeout_seconds)
-            log.info("Downloaded %s (%s bytes) to %s on attempt %d", url, f"{target.stat().st_size:,}", target, attempt)
-            return target
-        except TRANSIENT_ERRORS as err:
-            reason = _describe(err)
-            permanent = isinstance(err, urllib.error.HTTPError) and err.code not in TRANSIENT_HTTP
-            if permanent or attempt == attempts:
-                raise (DataError if permanent else DownloadError)(
-                    f"data.source: downloading {url} failed after {attempt} attempt(s) ({reason}); "
-                    "check the URL, or raise data.download.retries or timeout_seconds if the server is slow"
-                ) from err
-            delay = options.backoff_seconds * 2 ** (attempt - 1)
-            log.warning("Download of %s failed (%s), attempt %d of %d; retrying in %.1fs", url, reason, attempt, attempts, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+    try:
+        _fetch_http(url, target, options.timeout_seconds)
+    except TRANSIENT_ERRORS as err:
+        permanent = isinstance(err, urllib.error.HTTPError) and err.code not in TRANSIENT_HTTP
+        last = permanent or attempt.number >= attempt.of
+        when = (f"failed after {attempt.number} attempt(s)" if last
+                else f"failed on attempt {attempt.number} of {attempt.of}")
+        raise (DataError if permanent else DownloadError)(
+            f"data.source: downloading {url} {when} ({_describe(err)}); "
+            "check the URL, or raise data.download.retries or timeout_seconds if the server is slow"
+        ) from err
+    log.info("Downloaded %s (%s bytes) to %s on attempt %d", url, f"{target.stat().st_size:,}", target, attempt.number)
+    return target
 
 
 def _fetch_http(url: str, target: Path, timeout: float) -> None:
@@ -153,14 +160,8 @@ def _cache_path(url: str, cache_dir: Path) -> Path:
 
 
 def _save_stream(stream: BinaryIO, target: Path) -> int:
-    """Copy a stream to ``target`` through a temporary file, so a broken copy never looks complete."""
-    partial = target.with_name(f".{target.name}.part")
-    try:
-        with partial.open("wb") as out:
-            shutil.copyfileobj(stream, out)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+    """Copy a stream to ``target``, which appears only once complete; returns its size."""
+    write_with(target, lambda out: shutil.copyfileobj(stream, out, 1 << 20))
     return target.stat().st_size
 
 

@@ -8,12 +8,12 @@ Multiclass targets get macro averages and one-vs-rest ROC-AUC.
 from __future__ import annotations
 
 import warnings
+
 import numpy as np
 from sklearn import metrics as skm
-from sklearn.preprocessing import label_binarize
 
-from dag_factory.spec import LOWER_IS_BETTER
-
+from dag_factory.artifacts.records import MeanStd
+from dag_factory.spec.schema import LOWER_IS_BETTER
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -71,27 +71,22 @@ def confusion(y_true: np.ndarray, proba: np.ndarray, threshold: float | None = D
     return skm.confusion_matrix(y_true, predicted_labels(proba, threshold), labels=labels).tolist()
 
 
-def summarize(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+def summarize(per_fold: list[dict[str, float]]) -> dict[str, MeanStd]:
     """Mean and standard deviation of each metric over folds."""
-    keys = per_fold[0].keys()
-    return {
-        k: {"mean": float(np.mean([f[k] for f in per_fold])), "std": float(np.std([f[k] for f in per_fold]))}
-        for k in keys
-    }
+    return {k: mean_std([f[k] for f in per_fold]) for k in per_fold[0]}
+
+
+def mean_std(values: list[float]) -> MeanStd:
+    """Mean and (population) standard deviation of per-fold values."""
+    return MeanStd(mean=float(np.mean(values)), std=float(np.std(values)))
 
 
 def _specificity(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int]) -> float:
     """True-negative rate of the positive class (binary) or its macro average over classes."""
-    matrix = skm.confusion_matrix(y_true, y_pred, labels=labels)
-    total = matrix.sum()
-    rates = []
-    for k in labels if len(labels) > 2 else [1]:
-        tp = matrix[k, k]
-        fp = matrix[:, k].sum() - tp
-        fn = matrix[k, :].sum() - tp
-        tn = total - tp - fp - fn
-        rates.append(tn / (tn + fp) if tn + fp else 0.0)
-    return float(np.mean(rates))
+    per_class = skm.multilabel_confusion_matrix(y_true, y_pred, labels=labels)  # [[tn, fp], [fn, tp]] per class
+    tn, fp = per_class[:, 0, 0], per_class[:, 0, 1]
+    rates = np.divide(tn, tn + fp, out=np.zeros(len(labels)), where=(tn + fp) > 0)
+    return float(rates[1] if len(labels) == 2 else rates.mean())
 
 
 def _roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
@@ -105,16 +100,14 @@ def _roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
 def _pr_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
     if proba.shape[1] == 2:
         return skm.average_precision_score(y_true, proba[:, 1])
-    onehot = label_binarize(y_true, classes=list(range(proba.shape[1])))
-    return skm.average_precision_score(onehot, proba, average="macro")
+    return skm.average_precision_score(y_true, proba, average="macro")
 
 
 def _brier(y_true: np.ndarray, proba: np.ndarray) -> float:
-    """Brier score of the positive class (binary) or mean squared error over all classes."""
+    """Brier score of the positive class (binary) or the multiclass Brier score (squared error summed over classes)."""
     if proba.shape[1] == 2:
         return skm.brier_score_loss(y_true, proba[:, 1])
-    onehot = label_binarize(y_true, classes=list(range(proba.shape[1])))
-    return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+    return skm.brier_score_loss(y_true, proba, labels=list(range(proba.shape[1])))
 
 
 def metric_is_better(metric: str, a: float, b: float, margin: float = 0.0) -> bool:

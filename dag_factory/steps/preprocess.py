@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from dag_factory.artifacts.layout import RunFiles
+from dag_factory.artifacts.records import RunMeta
 from dag_factory.errors import DataError
-from dag_factory.files import read_parquet, write_json, write_parquet
-from dag_factory.spec import DataSpec, SplitSpec
+from dag_factory.spec.schema import DataSpec, ExperimentSpec
 from dag_factory.steps.validate import clean, positive_label
-from dag_factory.storage import StoragePath
+from dag_factory.storage.files import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
-
-TRAIN_FILE = "train.parquet"
-TEST_FILE = "test.parquet"
 
 
 def encode_target(labels: pd.Series, data: DataSpec) -> tuple[pd.Series, list[str]]:
@@ -45,11 +42,13 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def preprocess(raw: pd.DataFrame, data: DataSpec, split: SplitSpec, out_dir: StoragePath) -> dict[str, Any]:
-    """Clean and split ``raw``; write train/test Parquet and meta.json into ``out_dir``.
+def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config: str) -> RunMeta:
+    """Clean and split ``raw``; write the train and test splits and meta.json into the run folder.
 
-    Returns the small dict of facts (paths, sizes, classes, fingerprint) later steps need.
+    ``config`` is the run's config fingerprint, recorded with the data's. Refuses, before any
+    model trains, a split that cannot be stratified and a class smaller than the CV folds.
     """
+    data, split = spec.data, spec.split
     cleaned, notes = clean(raw, data)
     y, classes = encode_target(cleaned[data.target], data)
     features = cleaned.drop(columns=[data.target])
@@ -61,32 +60,36 @@ def preprocess(raw: pd.DataFrame, data: DataSpec, split: SplitSpec, out_dir: Sto
     except ValueError as err:  # e.g. a test split with fewer rows than there are classes
         raise DataError(f"split.test_size {split.test_size}: cannot make a stratified split of {len(table)} rows "
                         f"and {len(classes)} classes ({err}); raise split.test_size or add data") from err
-    train_path, test_path = write_parquet(train, out_dir / TRAIN_FILE), write_parquet(test, out_dir / TEST_FILE)
     categorical = [c for c in data.categorical if c in features.columns]
-    meta = {
-        "train_path": str(train_path),
-        "test_path": str(test_path),
-        "target": data.target,
-        "classes": classes,
-        "positive_class": classes[1] if len(classes) == 2 else None,
-        "numeric": [c for c in features.columns if c not in categorical],
-        "categorical": categorical,
-        "rows": int(len(table)),
-        "train_rows": int(len(train)),
-        "train_class_counts": {classes[int(k)]: int(v) for k, v in train[data.target].value_counts().items()},
-        "test_rows": int(len(test)),
-        "fingerprint": fingerprint(cleaned),
-        "notes": notes,
-    }
-    write_json(out_dir / "meta.json", meta)
+    meta = RunMeta(
+        train_path=str(files.train), test_path=str(files.test), target=data.target, classes=classes,
+        positive_class=classes[1] if len(classes) == 2 else None,
+        numeric=[c for c in features.columns if c not in categorical], categorical=categorical,
+        rows=len(table), train_rows=len(train),
+        train_class_counts={classes[int(k)]: int(v) for k, v in train[data.target].value_counts().items()},
+        test_rows=len(test), fingerprint=fingerprint(cleaned), notes=notes, config_fingerprint=config,
+    )
+    check_folds(meta.train_class_counts, spec.cv.folds, data.target)
+    write_parquet(train, files.train)
+    write_parquet(test, files.test)
+    meta.write(files.meta)
     log.info("Cleaned data: %d rows, %d features (%d categorical), classes %s; fingerprint %s",
-             meta["rows"], features.shape[1], len(categorical), classes, meta["fingerprint"][:12])
+             meta.rows, features.shape[1], len(categorical), classes, meta.fingerprint[:12])
     log.info("Split: %d train rows, %d test rows (stratified, seed %d)", len(train), len(test), split.seed)
     return meta
 
 
-def load_split(data_dir: StoragePath, target: str) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
-    """Read the train and test splits ``preprocess`` wrote into ``data_dir``: X_train, y_train, X_test, y_test."""
-    train = read_parquet(data_dir / TRAIN_FILE)
-    test = read_parquet(data_dir / TEST_FILE)
+def check_folds(class_counts: dict[str, int], folds: int, target: str) -> None:
+    """Every class needs a row in each CV fold: refuse, before training, a class smaller than the folds."""
+    label, count = min(class_counts.items(), key=lambda kv: kv[1])
+    if count < folds:
+        raise DataError(f'data.target: class "{label}" of "{target}" has only {count} row(s) in the training split, '
+                        f"fewer than cv.folds ({folds}); lower cv.folds (or the cv_folds param), lower "
+                        "split.test_size, or add rows of that class")
+
+
+def load_split(files: RunFiles, target: str) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
+    """Read the train and test splits ``preprocess`` wrote: X_train, y_train, X_test, y_test."""
+    train = read_parquet(files.train)
+    test = read_parquet(files.test)
     return train.drop(columns=[target]), train[target], test.drop(columns=[target]), test[target]

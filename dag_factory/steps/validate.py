@@ -7,7 +7,7 @@ import logging
 import pandas as pd
 
 from dag_factory.errors import DataError, did_you_mean
-from dag_factory.spec import DataSpec
+from dag_factory.spec.schema import DataSpec
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dag_factory.layout import Project
-from dag_factory.runner import airflow_environment
+from dag_factory.airflow.runner import airflow_environment
+from dag_factory.project import Project
 
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 ADMIN_USER = "admin"

@@ -1,13 +1,14 @@
 """The experiment spec and the model-catalog entry: pydantic models, nothing else.
 
 Reading YAML files into these models (with file-and-line error messages) lives in
-``dag_factory.loader``; this module only says what a valid spec is.
+``dag_factory.spec.loader``; this module only says what a valid spec is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,13 @@ MetricName = Literal[METRICS]  # type: ignore[valid-type]  # one list of names, 
 #: Estimators are imported only from these module prefixes (plus DAG_FACTORY_ALLOWED_MODULES).
 DEFAULT_ALLOWED_MODULES = ("sklearn.", "xgboost.")
 
+
+def allowed_modules() -> tuple[str, ...]:
+    """Module prefixes estimators may be imported from (extend with DAG_FACTORY_ALLOWED_MODULES)."""
+    extra = os.environ.get("DAG_FACTORY_ALLOWED_MODULES", "")
+    added = tuple(p.strip().rstrip(".") + "." for p in extra.split(",") if p.strip())
+    return DEFAULT_ALLOWED_MODULES + added
+
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description=f"A safe name: {SLUG_HINT}.")]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -36,11 +44,11 @@ class StrictModel(BaseModel):
 
 
 class DownloadSpec(StrictModel):
-    """How a remote data source is fetched."""
+    """How a remote data source is fetched: Airflow retries the load_data task, waiting twice as long each time."""
 
-    timeout_seconds: float = Field(30.0, gt=0)
-    retries: int = Field(3, ge=0, le=10)
-    backoff_seconds: float = Field(1.0, ge=0)
+    timeout_seconds: float = Field(30.0, gt=0, description="Time limit of one attempt's connection and reads.")
+    retries: int = Field(3, ge=0, le=10, description="Airflow retries of the load_data task.")
+    backoff_seconds: float = Field(1.0, ge=0, description="Wait before the first retry; doubled for each next one.")
 
 
 class DataSpec(StrictModel):
@@ -117,8 +125,18 @@ class ModelEntry(StrictModel):
     name: Slug | None = Field(None, description="Name shown in the grid and leaderboard; defaults to 'model'.")
     params: dict[str, Any] = Field(default_factory=dict)
     search: SearchSpec | None = None
-    retries: int | None = Field(None, ge=0, le=10)
-    timeout_minutes: float | None = Field(None, gt=0)
+    retries: int | None = Field(
+        None, ge=0, le=10, description="Fewer retries for this model than the experiment's 'retries' (Airflow's "
+        "retry policy fails it early); more than the experiment's raise the train task's retries for every model.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_own_time_limit(cls, raw: Any) -> Any:
+        """A time limit belongs to the train task, which Airflow maps over every model as one task."""
+        if isinstance(raw, dict) and "timeout_minutes" in raw:
+            raise ValueError("a model cannot set its own 'timeout_minutes': Airflow times the mapped train task as "
+                             "one task for every model; set 'timeout_minutes' at the top of the spec instead")
+        return raw
 
     @property
     def label(self) -> str:
@@ -187,9 +205,11 @@ class ExperimentSpec(StrictModel):
     owner: str = "dag_factory"
     tags: list[str] = Field(default_factory=list)
     schedule: str | None = Field(None, description="Any Airflow schedule string (cron, @daily); null for manual.")
-    retries: int = Field(1, ge=0, le=10, description="Retries of every task unless a model sets its own.")
-    retry_delay_seconds: float = Field(10.0, ge=0)
-    timeout_minutes: float | None = Field(None, gt=0, description="Time limit of each model's training unless it sets its own.")
+    retries: int = Field(1, ge=0, le=10, description="Airflow retries of every task (a download: data.download.retries).")
+    retry_delay_seconds: float = Field(10.0, ge=0, description="Wait before the first retry of a task.")
+    retry_exponential_backoff: bool = Field(False, description="Double the wait before each further retry.")
+    timeout_minutes: float | None = Field(
+        None, gt=0, description="Time limit of each model's train task (Airflow's execution_timeout); none by default.")
     data: DataSpec
     split: SplitSpec = Field(default_factory=SplitSpec)
     cv: CVSpec = Field(default_factory=CVSpec)
@@ -215,14 +235,10 @@ class ExperimentSpec(StrictModel):
         """Names of the models, in spec order."""
         return [m.label for m in self.models]
 
-    def model_retries(self, entry: ModelEntry) -> int:
-        """Retries of one model's training task: its own, else the experiment's."""
-        return self.retries if entry.retries is None else entry.retries
+    def train_retries(self) -> int:
+        """Retries of the mapped train task: the most any model may use."""
+        return max([self.retries, *(m.retries for m in self.models if m.retries is not None)])
 
-    def model_timeout_seconds(self, entry: ModelEntry) -> float | None:
-        """Time limit of one model's training in seconds, or None for no limit."""
-        minutes = entry.timeout_minutes or self.timeout_minutes
-        return None if minutes is None else minutes * 60
 
 
 class CatalogEntry(StrictModel):
@@ -245,7 +261,11 @@ class CatalogEntry(StrictModel):
         return value
 
 
-def config_fingerprint(spec: ExperimentSpec, catalog: dict[str, CatalogEntry], models: list[str]) -> str:
+#: The model catalog: entries by name (the file name in models/ without .yaml).
+Catalog = dict[str, CatalogEntry]
+
+
+def config_fingerprint(spec: ExperimentSpec, catalog: Catalog, models: list[str]) -> str:
     """SHA-256 of everything that shapes training: split, CV, selection and the chosen models' settings.
 
     With the data fingerprint it decides whether a run would only repeat the champion's training.

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dag_factory.artifacts.layout import RunFiles
 from dag_factory.errors import SpecError
-from dag_factory.files import write_text
-from dag_factory.layout import Project, run_dir
-from dag_factory.storage import StoragePath
+from dag_factory.project import Project
+from dag_factory.storage.files import write_text
+from dag_factory.storage.location import StoragePath
 
 
 @dataclass
@@ -28,7 +29,11 @@ class RunOutcome:
 
     state: str
     run_id: str
-    folder: StoragePath
+    files: RunFiles
+
+    @property
+    def folder(self) -> StoragePath:
+        return self.files.folder
 
 
 def airflow_environment(project: Project) -> dict[str, str]:
@@ -49,7 +54,8 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
     with tempfile.TemporaryDirectory() as scratch:
         outcome_file = Path(scratch) / "outcome.json"
         log_file = Path(scratch) / "run.log"
-        command = [sys.executable, "-m", "dag_factory.runner", experiment, str(outcome_file), json.dumps(conf or {})]
+        command = [sys.executable, "-m", "dag_factory.airflow.runner", experiment, str(outcome_file),
+                   json.dumps(conf or {})]
         with log_file.open("w", encoding="utf-8") as log, subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         ) as child:
@@ -61,9 +67,9 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
             raise RuntimeError(f"the Airflow run of {experiment} ended (exit code {child.returncode}) before it "
                                f"started a DAG run; see the output above")
         outcome = json.loads(outcome_file.read_text())
-        folder = run_dir(results, experiment, outcome["run_id"])
-        write_text(folder / "run.log", log_file.read_text(encoding="utf-8"))
-    return RunOutcome(state=outcome["state"], run_id=outcome["run_id"], folder=folder)
+        files = RunFiles.of(results, experiment, outcome["run_id"])
+        write_text(files.log, log_file.read_text(encoding="utf-8"))
+    return RunOutcome(state=outcome["state"], run_id=outcome["run_id"], files=files)
 
 
 def _results_of(project: Project, experiment: str) -> StoragePath:

@@ -1,17 +1,16 @@
-"""Where things live: the project's folders and the results tree of every run."""
+"""Where a checkout keeps its specs, its model catalog, its DAG file and its results."""
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dag_factory.storage import StoragePath, open_location
+from dag_factory.storage.location import StoragePath, open_location
 
 if TYPE_CHECKING:
-    from dag_factory.spec import ExperimentSpec
+    from dag_factory.spec.schema import ExperimentSpec
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class Project:
 
     def experiment(self, name: str) -> ExperimentSpec:
         """The valid spec whose ``experiment`` is ``name``, or a SpecError that lists the known names."""
-        from dag_factory.loader import find_experiment, load_catalog
+        from dag_factory.spec.loader import find_experiment, load_catalog
 
         catalog, catalog_errors = load_catalog(self.models)
         return find_experiment(self.experiments, catalog, name, catalog_errors)
@@ -60,24 +59,3 @@ class Project:
     @property
     def dags(self) -> Path:
         return self.root / "dags"
-
-
-def safe_run_id(run_id: str) -> str:
-    """An Airflow run id as a folder name: 'manual__2026-01-01T00:00:00+00:00' -> 'manual__2026-01-01T00-00-00-00-00'."""
-    return re.sub(r"[^A-Za-z0-9._-]", "-", run_id)
-
-
-def run_dir(results: StoragePath, experiment: str, run_id: str) -> StoragePath:
-    """results/runs/<experiment>/<run id>/: everything one run produces."""
-    return results / "runs" / experiment / safe_run_id(run_id)
-
-
-def best_dir(results: StoragePath, experiment: str) -> StoragePath:
-    """results/best/<experiment>: the champion (a link to its version folder on a disk, a prefix
-    holding the pointer object on an object store)."""
-    return results / "best" / experiment
-
-
-def last_trained_file(results: StoragePath, experiment: str) -> StoragePath:
-    """results/best/.last_trained/<experiment>.json: the fingerprints of the newest run that trained."""
-    return results / "best" / ".last_trained" / f"{experiment}.json"

@@ -1,8 +1,8 @@
-"""PNG plots of one model: ROC, precision-recall, confusion matrices, calibration, feature importance.
+"""PNG plots of one model, drawn by scikit-learn's Display classes: ROC, precision-recall, confusion, calibration.
 
-matplotlib is imported inside the functions and draws on an Agg canvas without pyplot, so
-importing this module is free, no global backend state is touched, and it runs headless.
-A plot that cannot be drawn is logged and left out; it never fails the model's training.
+Each figure is a matplotlib ``Figure`` on an Agg canvas (no pyplot figure manager, headless),
+handed to the Displays as their axes. A plot that cannot be drawn is logged and left out; it
+never fails the model's training.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dag_factory.artifacts.layout import PREDICTIONS
+from dag_factory.artifacts.records import Importance, ModelResult
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +41,26 @@ class Scores:
     y_pred: np.ndarray
 
 
+def draw_model_plots(model_dir: Path, result: ModelResult) -> dict[str, str]:
+    """Draw every plot of a trained model from its predictions.csv into ``model_dir/plots``.
+
+    Returns ``{kind: path relative to the model folder}``; the out-of-fold and the held-out
+    predictions are drawn side by side.
+    """
+    import pandas as pd
+
+    predictions = pd.read_csv(model_dir / PREDICTIONS)
+    columns = [f"proba_{name}" for name in result.classes]
+    scores = [Scores(label, part["y_true"].to_numpy(), part[columns].to_numpy(), part["y_pred"].to_numpy())
+              for label, part in (("CV out-of-fold", predictions[predictions["split"] == "cv"]),
+                                  ("held-out test", predictions[predictions["split"] == "test"]))]
+    return save_model_plots(model_dir / "plots", result.name, result.classes, scores, result.threshold.value,
+                            result.importance)
+
+
 def save_model_plots(
     folder: Path, model: str, classes: list[str], scores: list[Scores], threshold: float | None,
-    importance: dict[str, Any] | None,
+    importance: Importance | None,
 ) -> dict[str, str]:
     """Draw every plot of one model into ``folder``; returns ``{kind: path relative to the model folder}``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -57,7 +77,7 @@ def save_model_plots(
             fig = _figure(9.0 if kind == "confusion" else 5.0, 4.0)
             draw(fig)
             fig.suptitle(f"{model}: {PLOT_TITLES[kind]}", fontsize=10)
-            _save(fig, folder / f"{kind}.png")
+            fig.savefig(folder / f"{kind}.png", format="png")
             written[kind] = f"{folder.name}/{kind}.png"
         except Exception as err:  # a plot is a view of results, not a result: log it and go on
             log.warning("Plot %s of model %s was not drawn: %s: %s", kind, model, type(err).__name__, err)
@@ -65,16 +85,12 @@ def save_model_plots(
 
 
 def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=90, layout="constrained")
-
-
-def _save(fig: Any, path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    fig.savefig(path, format="png")
+    figure = Figure(figsize=(width, height), dpi=90, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def _curves(classes: list[str], scores: list[Scores]) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -89,79 +105,71 @@ def _operating_point(scores: Scores, threshold: float | None) -> tuple[float, fl
     """(false-positive rate, recall, precision) of the out-of-fold predictions at the threshold (binary)."""
     if threshold is None or scores.proba.shape[1] != 2:
         return None
-    flagged = scores.proba[:, 1] >= threshold
-    positive = scores.y == 1
-    recall = (flagged & positive).sum() / max(positive.sum(), 1)
-    fpr = (flagged & ~positive).sum() / max((~positive).sum(), 1)
-    precision = (flagged & positive).sum() / max(flagged.sum(), 1)
-    return float(fpr), float(recall), float(precision)
+    from sklearn.metrics import confusion_matrix
+
+    (tn, fp), (fn, tp) = confusion_matrix(scores.y, scores.proba[:, 1] >= threshold, labels=[0, 1])
+    return fp / max(fp + tn, 1), tp / max(tp + fn, 1), tp / max(tp + fp, 1)
 
 
 def _roc(fig: Any, classes: list[str], scores: list[Scores], threshold: float | None) -> None:
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import RocCurveDisplay
 
     ax = fig.add_subplot()
-    for label, positive, score in _curves(classes, scores):
-        fpr, tpr, _ = roc_curve(positive, score)
-        ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc_score(positive, score):.3f})")
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
+    curves = _curves(classes, scores)
+    for i, (label, positive, score) in enumerate(curves):
+        RocCurveDisplay.from_predictions(positive, score, name=label, ax=ax, plot_chance_level=i == len(curves) - 1)
     point = _operating_point(scores[0], threshold)
     if point:
         ax.plot(point[0], point[1], "o", color="black", label=f"threshold {threshold:.3f}")
-    ax.set(xlabel="false-positive rate (1 - specificity)", ylabel=f"recall of {classes[-1]}" if len(classes) == 2
-           else "true-positive rate", xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
+    ax.set(xlabel="false-positive rate (1 - specificity)",
+           ylabel=f"recall of {classes[-1]}" if len(classes) == 2 else "true-positive rate")
     ax.legend(loc="lower right", fontsize=7)
 
 
 def _pr(fig: Any, classes: list[str], scores: list[Scores], threshold: float | None) -> None:
-    from sklearn.metrics import average_precision_score, precision_recall_curve
+    from sklearn.metrics import PrecisionRecallDisplay
 
     ax = fig.add_subplot()
     for label, positive, score in _curves(classes, scores):
-        precision, recall, _ = precision_recall_curve(positive, score)
-        ax.step(recall, precision, where="post", label=f"{label} (AP {average_precision_score(positive, score):.3f})")
+        PrecisionRecallDisplay.from_predictions(positive, score, name=label, ax=ax)
     point = _operating_point(scores[0], threshold)
     if point:
         ax.plot(point[1], point[2], "o", color="black", label=f"threshold {threshold:.3f}")
-    ax.set(xlabel="recall", ylabel="precision", xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
+    ax.set(xlabel="recall", ylabel="precision")
     ax.legend(loc="lower left", fontsize=7)
 
 
 def _confusion(fig: Any, classes: list[str], scores: list[Scores]) -> None:
-    from sklearn.metrics import confusion_matrix
+    from sklearn.metrics import ConfusionMatrixDisplay
 
-    axes = fig.subplots(1, len(scores))
-    for ax, s in zip(np.atleast_1d(axes), scores, strict=True):
-        matrix = confusion_matrix(s.y, s.y_pred, labels=list(range(len(classes))))
-        ax.imshow(matrix, cmap="Blues")
-        for (i, j), count in np.ndenumerate(matrix):
-            ax.text(j, i, str(count), ha="center", va="center",
-                    color="white" if count > matrix.max() / 2 else "black")
-        ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
-        ax.set_yticks(range(len(classes)), classes)
+    axes = np.atleast_1d(fig.subplots(1, len(scores)))
+    for ax, s in zip(axes, scores, strict=True):
+        ConfusionMatrixDisplay.from_predictions(s.y, s.y_pred, labels=list(range(len(classes))),
+                                                display_labels=classes, ax=ax, colorbar=False, cmap="Blues",
+                                                xticks_rotation=30)
         ax.set(xlabel="predicted", ylabel="true", title=s.label)
 
 
 def _calibration(fig: Any, classes: list[str], scores: list[Scores]) -> None:
-    from sklearn.calibration import calibration_curve
+    from sklearn.calibration import CalibrationDisplay
 
     ax = fig.add_subplot()
-    for label, positive, score in _curves(classes, scores):
-        observed, predicted = calibration_curve(positive, score, n_bins=10, strategy="uniform")
-        ax.plot(predicted, observed, marker="o", markersize=3, label=label)
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
-    ax.set(xlabel="predicted probability", ylabel="observed share positive", xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
+    curves = _curves(classes, scores)
+    for i, (label, positive, score) in enumerate(curves):
+        CalibrationDisplay.from_predictions(positive, score, n_bins=10, strategy="uniform", name=label, ax=ax,
+                                            ref_line=i == 0, markersize=3)
+    ax.set(xlabel="predicted probability", ylabel="observed share positive")
     ax.legend(loc="upper left", fontsize=7)
 
 
-def _importance(fig: Any, importance: dict[str, Any] | None, classes: list[str]) -> None:
-    if not importance or not importance["features"]:
+def _importance(fig: Any, importance: Importance | None, classes: list[str]) -> None:
+    if not importance or not importance.features:
         raise ValueError("the model reports no feature importance")
-    names = importance["features"][:TOP_BARS][::-1]
-    values = np.asarray(importance["values"][:TOP_BARS][::-1])
+    names = importance.features[:TOP_BARS][::-1]
+    values = np.asarray(importance.values[:TOP_BARS][::-1])
     ax = fig.add_subplot()
     ax.barh(range(len(names)), values, color=np.where(values >= 0, "tab:red", "tab:blue"))
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.axvline(0, color="grey", linewidth=0.8)
-    signed = importance["kind"] == "coefficient" and len(classes) == 2
-    ax.set(xlabel=f"coefficient (> 0 favours {classes[1]})" if signed else importance["kind"])
+    signed = importance.kind == "coefficient" and len(classes) == 2
+    ax.set(xlabel=f"coefficient (> 0 favours {classes[1]})" if signed else importance.kind)

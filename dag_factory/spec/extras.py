@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from dag_factory.storage import LOCAL_SCHEMES, S3_SCHEMES, scheme_of
+from dag_factory.storage.location import LOCAL_SCHEMES, S3_SCHEMES, scheme_of
 
 PACKAGE = "dag-factory-experiments"
 WEB_SCHEMES = ("http", "https")

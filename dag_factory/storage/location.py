@@ -3,8 +3,8 @@
 Every step reads and writes through path objects with pathlib's API: ``pathlib.Path`` for a
 local folder, ``upath.UPath`` for object storage (or Airflow's ``ObjectStoragePath`` when an
 Airflow provider serves the URL's scheme through a connection). The few operations whose
-safe form differs between a disk and an object store live here: removing a tree, and
-publishing a folder that a step built in a local scratch directory.
+safe form differs between a disk and an object store live here (removing a tree, copying a
+file); publishing a finished folder lives in ``publish``.
 
 Nothing heavy is imported at module level: the DAG file imports this module at parse time.
 """
@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
@@ -138,54 +135,3 @@ def copy_file(source: StoragePath, target: StoragePath) -> None:
     ensure_parent(target)
     with source.open("rb") as src, target.open("wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
-
-
-@contextmanager
-def scratch_folder(target: StoragePath) -> Iterator[Path]:
-    """A fresh local folder in which a step builds what it will ``publish`` to ``target``.
-
-    Beside ``target`` on a local disk (so that publishing is one rename), else in the temp folder.
-    Whatever is left in it is removed afterwards.
-    """
-    if is_local(target):
-        scratch = target.with_name(f".{target.name}.partial")
-        shutil.rmtree(scratch, ignore_errors=True)  # left by an attempt that was killed
-        scratch.mkdir(parents=True)
-    else:
-        scratch = Path(tempfile.mkdtemp(prefix=f"dag-factory-{target.name}-"))
-    try:
-        yield scratch
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def publish(scratch: Path, target: StoragePath, last: str) -> None:
-    """Replace ``target`` with the folder built in ``scratch``; readers take the file ``last`` as its completion mark.
-
-    On a disk the folder appears whole in one rename. On an object store there is no rename: the
-    old objects go first, then every file is uploaded, ``last`` after all the others, so a
-    reader that finds ``last`` finds everything else too.
-    """
-    remove_tree(target)
-    if is_local(target):
-        scratch.rename(target)
-        return
-    files = sorted(p for p in scratch.rglob("*") if p.is_file())
-    for path in sorted(files, key=lambda p: p.relative_to(scratch).as_posix() == last):
-        copy_file(path, target / path.relative_to(scratch).as_posix())
-
-
-@contextmanager
-def local_copy_dir(folder: StoragePath) -> Iterator[Path]:
-    """``folder`` itself when it is on this disk; else a temporary local folder, removed afterwards.
-
-    For steps that cache downloads: the cache then lives as long as the run folder, or the task.
-    """
-    if is_local(folder):
-        yield folder
-        return
-    temporary = Path(tempfile.mkdtemp(prefix="dag-factory-cache-"))
-    try:
-        yield temporary
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)

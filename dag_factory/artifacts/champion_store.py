@@ -12,26 +12,21 @@ What makes one of them the champion is a small pointer, switched only after the 
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from dag_factory.artifacts.layout import CARD_JSON, MANIFEST, MODEL_FILE, POINTER, best_dir, versions_dir
+from dag_factory.artifacts.records import ChampionPointer, ModelCard
 from dag_factory.errors import ModelError
-from dag_factory.files import MANIFEST, fsync_dir
-from dag_factory.layout import best_dir
-from dag_factory.storage import S3_SCHEMES, StoragePath, ensure_parent, is_local, publish, scratch_folder
-from dag_factory.steps.card import CARD_JSON
+from dag_factory.storage.files import fsync_dir, manifest_problems, sha256_file
+from dag_factory.storage.location import S3_SCHEMES, StoragePath, ensure_parent, is_local
+from dag_factory.storage.publish import building, sweep_partials
 
 log = logging.getLogger(__name__)
-
-POINTER = "champion.json"
-STAGING_PREFIX = ".staging-"
 
 
 class ChampionMoved(Exception):
@@ -41,11 +36,6 @@ class ChampionMoved(Exception):
 def champion_store(results: StoragePath, experiment: str) -> LinkStore | PointerStore:
     """The champion store of ``experiment`` under ``results``: links on a disk, a pointer object elsewhere."""
     return LinkStore(results, experiment) if is_local(results) else PointerStore(results, experiment)
-
-
-def versions_dir(results: StoragePath, experiment: str) -> StoragePath:
-    """results/best/.versions/<experiment>/: every promoted champion, complete and never changed."""
-    return results / "best" / ".versions" / experiment
 
 
 class LinkStore:
@@ -80,22 +70,15 @@ class LinkStore:
 
     @contextmanager
     def staging(self, version: str) -> Iterator[Path]:
-        """A folder beside the versions in which the new champion is assembled (same disk: a rename installs it)."""
+        """A folder in which the new champion is assembled; it becomes versions/<version> whole, SHA256SUMS last."""
         if self.link.exists() and not self.link.is_symlink():
             raise ModelError(f"{self.link} is a plain folder, not a champion link; move it away and run again")
-        staging = self.versions / f"{STAGING_PREFIX}{version}"
-        staging.mkdir(parents=True)
-        try:
+        with building(self.versions / version, last=MANIFEST) as staging:
             yield staging
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)  # gone already when installed
 
-    def install(self, staging: Path, version: str, card: dict[str, Any]) -> Path:
-        """Make the complete folder ``staging`` the champion: flush, rename into place, swap the link."""
-        _fsync_tree(staging)
+    def switch(self, version: str, card: ModelCard) -> Path:
+        """Point best/<experiment> at the complete version folder: one rename of a new link over the old."""
         target = self.versions / version
-        staging.rename(target)
-        fsync_dir(self.versions)
         pointer = self.link.with_name(f".{self.experiment}.link-{version}")
         os.symlink(os.path.relpath(target, self.link.parent), pointer)
         os.replace(pointer, self.link)  # the atomic switch: best/<experiment> now names the new version
@@ -104,9 +87,8 @@ class LinkStore:
 
     def _sweep(self) -> None:
         """Remove what a killed promotion left; a version folder renamed but never linked stays (it is whole)."""
-        for staging in self.versions.glob(f"{STAGING_PREFIX}*") if self.versions.exists() else ():
-            log.warning("Removing %s, left by a promotion that did not finish", staging)
-            shutil.rmtree(staging, ignore_errors=True)
+        for staging in sweep_partials(self.versions):
+            log.warning("Removed %s, left by a promotion that did not finish", staging)
         for pointer in self.link.parent.glob(f".{self.experiment}.link-*"):
             pointer.unlink(missing_ok=True)
 
@@ -122,7 +104,7 @@ class PointerStore:
     def current(self) -> StoragePath | None:
         """The champion's version folder as the pointer names it (as read by ``claim``, inside one), or None."""
         data, _ = self._seen if self._seen is not None else self._read()
-        return None if data is None else self.versions / json.loads(data)["version"]
+        return None if data is None else self.versions / ChampionPointer.model_validate_json(data).version
 
     @contextmanager
     def claim(self) -> Iterator[None]:
@@ -135,18 +117,16 @@ class PointerStore:
 
     @contextmanager
     def staging(self, version: str) -> Iterator[Path]:
-        """A local temporary folder in which the new champion is assembled before its upload."""
-        with scratch_folder(self.versions / version) as staging:
+        """A local folder in which the new champion is assembled; it is uploaded whole, SHA256SUMS last."""
+        with building(self.versions / version, last=MANIFEST) as staging:
             yield staging
 
-    def install(self, staging: Path, version: str, card: dict[str, Any]) -> StoragePath:
-        """Upload the version (SHA256SUMS last, as its completion mark), then switch the pointer to it."""
-        target = self.versions / version
-        publish(staging, target, last=MANIFEST)
-        self._switch(json.dumps({
-            "version": version, "run_id": card["run_id"], "model": card["model"]["name"],
-            "switched_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2).encode() + b"\n")
-        return target
+    def switch(self, version: str, card: ModelCard) -> StoragePath:
+        """Switch the pointer to the uploaded version (unless another promotion switched it since ``claim``)."""
+        pointer = ChampionPointer(version=version, run_id=card.run_id, model=card.model.name,
+                                  switched_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        self._switch(pointer.encode())
+        return self.versions / version
 
     def _read(self) -> tuple[bytes | None, str | None]:
         """The pointer's bytes and entity tag (None, None when there is no champion yet).
@@ -183,9 +163,39 @@ class PointerStore:
         self.pointer.write_bytes(new)
 
 
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file of a version folder and the folder itself before it is renamed into place."""
-    for path in folder.iterdir():
-        with path.open("rb") as handle:
-            os.fsync(handle.fileno())
-    fsync_dir(folder)
+def current_card(results: StoragePath, experiment: str) -> ModelCard | None:
+    """The current champion's model card, or None when nothing was promoted yet.
+
+    Raises ModelError when a file of the champion no longer matches its recorded SHA-256.
+    """
+    folder = champion_store(results, experiment).current()
+    return None if folder is None else verified_card(folder)
+
+
+def verified_card(folder: StoragePath) -> ModelCard:
+    """The model card of the champion in ``folder``, after every file was checked against its SHA-256."""
+    verify_champion(folder)
+    return ModelCard.read(folder / CARD_JSON)
+
+
+def verify_champion(folder: StoragePath) -> None:
+    """Raise ModelError unless every file of the champion in ``folder`` matches its SHA-256."""
+    if (folder / MANIFEST).exists():
+        problems = manifest_problems(folder)
+    else:  # promoted before SHA256SUMS existed: the card records the model's checksum
+        expected = ModelCard.read(folder / CARD_JSON).artifact.sha256
+        problems = [] if sha256_file(folder / MODEL_FILE) == expected else [
+            f"{folder / MODEL_FILE} does not match the SHA-256 in its model card"]
+    if problems:
+        raise ModelError(
+            f"the champion in {folder} was changed after promotion ({'; '.join(problems)}); refusing to use it. "
+            "Restore the file, or delete the results/best/<experiment> link (or champion.json) to start over "
+            "(every promoted version stays in results/best/.versions/)")
+
+
+def champion_model_path(results: StoragePath, experiment: str) -> StoragePath | None:
+    """Where the champion's model is for a user: the stable link on a disk, its version folder on an object store."""
+    folder = champion_store(results, experiment).current()
+    if folder is None:
+        return None
+    return (best_dir(results, experiment) if is_local(results) else folder) / MODEL_FILE

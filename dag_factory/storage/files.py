@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dag_factory.storage import StoragePath, ensure_parent, is_local
+from dag_factory.storage.location import StoragePath, ensure_parent, is_local
+
+MANIFEST = "SHA256SUMS"
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,8 +41,9 @@ def write_bytes(path: StoragePath, data: bytes) -> StoragePath:
 def write_with(path: StoragePath, writer: Callable[[BinaryIO], Any]) -> StoragePath:
     """Let ``writer`` fill a binary file that appears at ``path`` only once complete.
 
-    On a disk: a temporary file beside it, flushed, then renamed. On an object store the
-    object becomes visible when the upload completes, which is already all or nothing.
+    The one way a single file is written: on a disk, a temporary file beside it, flushed,
+    then renamed; on an object store the object becomes visible when the upload completes,
+    which is already all or nothing. (Whole folders: ``publish.building``.)
     """
     ensure_parent(path)
     if not is_local(path):
@@ -94,9 +97,6 @@ def sha256_file(path: StoragePath) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-MANIFEST = "SHA256SUMS"
 
 
 def write_manifest(folder: Path) -> Path:

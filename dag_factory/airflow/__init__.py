@@ -1,0 +1,1 @@
+"""The Airflow layer: DAGs built from the step table, the local dag.test() runner, the standalone UI."""

@@ -1,0 +1,61 @@
+"""The one table renderer: aligned text for terminals and logs, Markdown for .md pages.
+
+Every table a person reads (the leaderboard in the CLI and the task log, the profile's column
+statistics, the model card's metrics) goes through ``table``, so they all look alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from dag_factory.artifacts.records import Leaderboard, MeanStd
+
+#: Columns of the leaderboard in the terminal (the selection metric always comes first).
+LEADERBOARD_COLUMNS = ("roc_auc", "accuracy", "recall", "specificity", "f1")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], style: Literal["text", "markdown"] = "text",
+          right: Sequence[int] = ()) -> str:
+    """``rows`` under ``header``: aligned columns with a dashed rule (text), or a pipe table (markdown).
+
+    ``right`` lists the columns to align right in Markdown (numbers).
+    """
+    cells = [[str(c) for c in header], *[["" if c is None else str(c) for c in row] for row in rows]]
+    if style == "markdown":
+        rule = ["---:" if i in right else "---" for i in range(len(header))]
+        return "\n".join("| " + " | ".join(r) + " |" for r in [cells[0], rule, *cells[1:]])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def mean_std(value: MeanStd) -> str:
+    """'0.9958 ± 0.0047'."""
+    return f"{value.mean:.4f} ± {value.std:.4f}"
+
+
+def leaderboard_table(board: Leaderboard) -> str:
+    """The leaderboard as an aligned text table (CV mean ± std), with the promotion decision.
+
+    With ``selection.threshold`` the threshold-dependent columns are at each model's chosen threshold.
+    """
+    metric = board.metric
+    shown = (metric, *[c for c in LEADERBOARD_COLUMNS if c != metric])
+    thresholds = bool(board.threshold)
+    header = ["#", "model", *[f"cv {m}" for m in shown], f"test {metric}", *(["threshold"] * thresholds), "fit s",
+              "status"]
+    rows = []
+    for row in board.leaderboard:
+        if row.status != "ok":
+            rows.append(["-", row.name, *[""] * (len(header) - 3), f"{row.status}: {row.error or ''}"[:60]])
+            continue
+        status = "eligible" if row.eligible else "ineligible: " + "; ".join(row.ineligible_reasons)
+        threshold = [f"{row.threshold.value:.4f}"] if thresholds else []
+        rows.append([str(row.rank), row.name, *[mean_std(row.cv[m]) for m in shown], f"{row.test[metric]:.4f}",
+                     *threshold, f"{row.cv['fit_seconds'].mean:.2f}", status])
+    lines = [table(header, rows)]
+    if board.decision:
+        lines += ["", ("PROMOTED: " if board.decision.promoted else "NOT PROMOTED: ") + board.decision.reason]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Experiment specs and the model catalog: YAML in, validated pydantic objects (or precise errors) out."""

@@ -1,0 +1,66 @@
+"""`dag-factory validate`: every spec of a project (or the files named) checked as Airflow would see them, and deeper."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dag_factory.errors import DagFactoryError, SpecError
+from dag_factory.spec.estimators import estimator_params
+from dag_factory.spec.loader import load_catalog, load_experiment, load_experiments
+from dag_factory.spec.schema import Catalog, ExperimentSpec
+
+
+@dataclass
+class Validation:
+    """Valid specs, per-file errors, and broken catalog entries."""
+
+    specs: dict[Path, ExperimentSpec] = field(default_factory=dict)
+    errors: dict[Path, DagFactoryError] = field(default_factory=dict)
+    catalog_errors: dict[str, SpecError] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> dict[Path, ExperimentSpec]:
+        return {p: s for p, s in self.specs.items() if p not in self.errors}
+
+
+def validate(experiments: Path, models: Path, files: list[Path] | None = None, deep: bool = True) -> Validation:
+    """Check the specs in ``experiments`` (or only ``files``) against the catalog in ``models``.
+
+    Files in experiments/ are judged with their neighbours (name clashes); other files alone.
+    ``deep`` also imports each estimator and checks every param name (slower: imports
+    scikit-learn and XGBoost), which Airflow's parser never does.
+    """
+    catalog, catalog_errors = load_catalog(models)
+    folder = load_experiments(experiments, catalog, catalog_errors)
+    result = Validation(dict(folder.specs), dict(folder.errors), catalog_errors)
+    if files:
+        wanted = [p.resolve() for p in files]
+        result.specs = {p: s for p, s in result.specs.items() if p.resolve() in wanted}
+        result.errors = {p: e for p, e in result.errors.items() if p.resolve() in wanted}
+        for path in files:
+            if not path.is_file():
+                result.errors[path] = SpecError(str(path), ["no such file; give the path of an experiment YAML file"])
+            elif path.resolve().parent != experiments.resolve():
+                try:
+                    result.specs[path] = load_experiment(path, catalog, catalog_errors)
+                except DagFactoryError as err:
+                    result.errors[path] = err
+    if deep:
+        result.errors.update(_estimator_errors(result.specs, catalog))
+    return result
+
+
+def _estimator_errors(specs: dict[Path, ExperimentSpec], catalog: Catalog) -> dict[Path, DagFactoryError]:
+    """Import every estimator and check each param name."""
+    errors: dict[Path, DagFactoryError] = {}
+    for path, spec in specs.items():
+        problems = []
+        for entry in spec.models:
+            try:
+                estimator_params(catalog[entry.model], entry)
+            except DagFactoryError as err:
+                problems.append(str(err))
+        if problems:
+            errors[path] = SpecError(str(path), problems)
+    return errors

@@ -1,0 +1,146 @@
+"""Cross-validation by one rule for every model (and for a champion re-scored at promotion).
+
+Every model of an experiment sees the same folds (same seed, same split), so the leaderboard
+compares like with like. With ``selection.threshold`` the decision threshold is chosen on
+out-of-fold predictions, and the CV metrics at it are cross-fitted (each fold's threshold
+comes from the other folds), so they estimate what the chosen threshold will do.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.model_selection import RepeatedStratifiedKFold
+
+from dag_factory.artifacts.records import AtDefaultThreshold, MeanStd, ThresholdReport
+from dag_factory.errors import ModelError
+from dag_factory.spec.schema import CVSpec, ExperimentSpec
+from dag_factory.steps.metrics import DEFAULT_THRESHOLD, classification_metrics, mean_std, summarize, threshold_for_recall
+
+CVScores = dict[str, MeanStd]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """The out-of-fold predictions of one CV fold and how long they took."""
+
+    repeat: int
+    fold: int
+    rows: pd.Index
+    y: np.ndarray
+    proba: np.ndarray
+    fit_seconds: float
+    predict_seconds: float
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """Every fold's predictions, each fold's threshold, and the metrics' mean and std over folds."""
+
+    folds: list[Fold]
+    thresholds: list[float | None]
+    scores: CVScores
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.concatenate([f.y for f in self.folds])
+
+    @property
+    def proba(self) -> np.ndarray:
+        return np.concatenate([f.proba for f in self.folds])
+
+
+def target_recall_of(spec: ExperimentSpec, n_classes: int) -> float | None:
+    """The spec's target sensitivity, refused for a multiclass target where one threshold has no meaning."""
+    if spec.selection.threshold is None:
+        return None
+    if n_classes != 2:
+        raise ModelError(
+            f"experiment {spec.experiment}: selection.threshold applies to binary targets only, and this target "
+            f"has {n_classes} classes; remove selection.threshold from the spec"
+        )
+    return spec.selection.threshold.target_recall
+
+
+def evaluate_cv(pipeline: object, x: pd.DataFrame, y: pd.Series, cv: CVSpec, target_recall: float | None) -> CVResult:
+    """Cross-validate an unfitted pipeline: its folds, each fold's threshold, and the metrics' mean and std."""
+    folds = _cross_validate(pipeline, x, y, cv)
+    thresholds = _fold_thresholds(folds, target_recall)
+    scores = summarize([classification_metrics(f.y, f.proba, t) for f, t in zip(folds, thresholds, strict=True)])
+    scores["fit_seconds"] = mean_std([f.fit_seconds for f in folds])
+    scores["predict_seconds"] = mean_std([f.predict_seconds for f in folds])
+    return CVResult(folds, thresholds, scores)
+
+
+def _cross_validate(pipeline: object, x: pd.DataFrame, y: pd.Series, cv: CVSpec) -> list[Fold]:
+    """Fit and predict every fold of the repeated stratified k-fold on the training split."""
+    splitter = RepeatedStratifiedKFold(n_splits=cv.folds, n_repeats=cv.repeats, random_state=cv.seed)
+    folds = []
+    for i, (train_idx, valid_idx) in enumerate(splitter.split(x, y)):
+        model = clone(pipeline)
+        start = time.perf_counter()
+        model.fit(x.iloc[train_idx], y.iloc[train_idx])
+        fitted_at = time.perf_counter()
+        proba = model.predict_proba(x.iloc[valid_idx])
+        folds.append(Fold(repeat=i // cv.folds, fold=i % cv.folds, rows=y.index[valid_idx],
+                          y=y.iloc[valid_idx].to_numpy(), proba=proba, fit_seconds=fitted_at - start,
+                          predict_seconds=time.perf_counter() - fitted_at))
+    return folds
+
+
+def _fold_thresholds(folds: list[Fold], target_recall: float | None) -> list[float | None]:
+    """Each fold's threshold, chosen on the other folds of its repeat (cross-fitted), or the default.
+
+    A threshold chosen on the very predictions it is scored on would overstate its recall; choosing
+    it without the fold's labels keeps the CV estimate honest.
+    """
+    if target_recall is None:
+        return [default_threshold(f.proba) for f in folds]
+    thresholds = []
+    for fold in folds:
+        others = [o for o in folds if o.repeat == fold.repeat and o.fold != fold.fold]
+        y = np.concatenate([o.y for o in others])
+        score = np.concatenate([o.proba[:, 1] for o in others])
+        thresholds.append(threshold_for_recall(y, score, target_recall))
+    return thresholds
+
+
+def final_threshold(cv: CVResult, target_recall: float | None) -> float | None:
+    """The threshold the artifact applies: chosen on all out-of-fold predictions, else the default."""
+    if target_recall is None:
+        return default_threshold(cv.proba)
+    return threshold_for_recall(cv.y, cv.proba[:, 1], target_recall)
+
+
+def default_threshold(proba: np.ndarray) -> float | None:
+    """0.5 for a binary target; None for multiclass, where the most probable class wins."""
+    return DEFAULT_THRESHOLD if proba.shape[1] == 2 else None
+
+
+def threshold_report(cv: CVResult, threshold: float | None, target_recall: float | None, test: dict[str, float],
+                     test_at_default: dict[str, float]) -> ThresholdReport:
+    """What the decision threshold is, how it was chosen, and the specificity it costs against 0.5."""
+    if threshold is None:
+        return ThresholdReport(value=None, rule="multiclass: the most probable class")
+    if target_recall is None:
+        return ThresholdReport(value=threshold, rule=f"default: positive when p >= {threshold}")
+    at_default = summarize([classification_metrics(f.y, f.proba) for f in cv.folds])
+    return ThresholdReport(
+        value=threshold,
+        target_recall=target_recall,
+        rule=f"highest threshold whose out-of-fold recall is >= {target_recall}",
+        fold_values=mean_std([t for t in cv.thresholds if t is not None]),
+        cv_recall=cv.scores["recall"],
+        cv_specificity=cv.scores["specificity"],
+        test_recall=test["recall"],
+        test_specificity=test["specificity"],
+        at_default=AtDefaultThreshold(threshold=DEFAULT_THRESHOLD, cv_recall=at_default["recall"],
+                                      cv_specificity=at_default["specificity"],
+                                      test_recall=test_at_default["recall"],
+                                      test_specificity=test_at_default["specificity"]),
+        specificity_cost=at_default["specificity"].mean - cv.scores["specificity"].mean,
+    )

@@ -1,0 +1,1 @@
+"""Local disk and object storage behind pathlib's API, with atomic writes and one atomic folder publish."""

@@ -55,7 +55,8 @@ def cmd_validate(project: Project, args: argparse.Namespace) -> int:
     """Validate specs; print one line per valid spec and every problem of the others."""
     from dag_factory.spec.validation import validate
 
-    result = validate(project.experiments, project.models, args.specs, deep=not args.shallow)
+    result = validate(project.experiments, project.models, args.specs, deep=not args.shallow,
+                      project_root=project.root)
     for error in result.catalog_errors.values():
         print(error, file=sys.stderr)
     for path, spec in result.valid.items():

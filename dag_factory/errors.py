@@ -61,10 +61,20 @@ class NothingToDo(DagFactoryError):
     """
 
 
+def excerpt(value: object, limit: int = 24) -> str:
+    """A short, printable excerpt of a value read from a file, for an error message.
+
+    Data files are untrusted: a message quotes at most ``limit`` characters of a cell or a
+    column name, with control characters replaced, so a log never carries a file's contents.
+    """
+    text = "".join(c if c.isprintable() else "?" for c in " ".join(str(value).split()))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean "x"?)' when a close match exists, else ''."""
     matches = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f' (did you mean "{matches[0]}"?)' if matches else ""
+    return f' (did you mean "{excerpt(matches[0], 40)}"?)' if matches else ""
 
 
 class TrackingError(DagFactoryError):

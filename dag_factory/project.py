@@ -48,7 +48,7 @@ class Project:
         from dag_factory.spec.loader import find_experiment, load_catalog
 
         catalog, catalog_errors = load_catalog(self.models)
-        return find_experiment(self.experiments, catalog, name, catalog_errors)
+        return find_experiment(self.experiments, catalog, name, catalog_errors, project_root=self.root)
 
     def results_for(self, spec: ExperimentSpec) -> StoragePath:
         """Where ``spec``'s runs and champion live: its ``results`` section, else the default root."""

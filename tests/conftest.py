@@ -24,6 +24,8 @@ os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # the MLflow client would report usage to the internet
+# Test data files live in temporary folders, outside the test projects: a data root, as a user would set it.
+os.environ["DAG_FACTORY_DATA_ROOTS"] = tempfile.gettempdir()
 for variable in ("DAG_FACTORY_HOME", "DAG_FACTORY_RESULTS", "DAG_FACTORY_EXPERIMENTS", "DAG_FACTORY_MODELS"):
     os.environ.pop(variable, None)
 

@@ -23,7 +23,20 @@ QUICK_LR = "  - model: logistic_regression\n"
 
 #: file stem -> (spec text, text the user must see in validate and in the stand-in DAG)
 FAULTS: dict[str, tuple[str, str]] = {
-    "syntax_error": ("experiment: syntax_error\nmodels: [\n  - model: svm\n", "YAML syntax error"),
+    "syntax_error": ("experiment: syntax_error\nmodels: [\n  - model: svm\n",
+                     "the `[` opened on line 2 is never closed; close it with `]`"),
+    "tab_indent": (fast_spec("tab_indent").replace("  positive_class", "\tpositive_class"),
+                   "line 5 starts with a tab; YAML indents with spaces"),
+    "python_tag": (fast_spec("python_tag") + "description: !!python/object/apply:os.system [touch /tmp/pwned]\n",
+                   "line 12: tag `!!python/object/apply` is not allowed in specs"),
+    "source_outside": (fast_spec("source_outside").replace("sklearn:breast_cancer", "../../../../../../etc/shadow"),
+                       'data.source (line 4): "../../../../../../etc/shadow" resolves to /etc/shadow, outside the '
+                       "data roots"),
+    "file_url_outside": (fast_spec("file_url_outside").replace("sklearn:breast_cancer", "file:///etc/passwd"),
+                         'data.source (line 4): "file:///etc/passwd" resolves to /etc/passwd, outside the data roots'),
+    "chained_url": (fast_spec("chained_url").replace("sklearn:breast_cancer", "simplecache::file:///etc/passwd"),
+                    "data.source (line 4): \"simplecache::file:///etc/passwd\" reads local files through an fsspec "
+                    "wrapper"),
     "unknown_key": (fast_spec("unknown_key") + "selecton: {metric: roc_auc}\n",
                     'selecton (line 12): unknown key "selecton" (did you mean "selection"?)'),
     "wrong_type": (fast_spec("wrong_type").replace("folds: 3", "folds: many"),

@@ -46,7 +46,7 @@ def build_dags(project: Project | None = None) -> dict[str, DAG]:
     project = project or Project.locate()
     catalog, catalog_errors = load_catalog(project.models)
     wanted = get_parsing_context().dag_id
-    loaded = load_experiments(project.experiments, catalog, catalog_errors, only=wanted)
+    loaded = load_experiments(project.experiments, catalog, catalog_errors, only=wanted, project_root=project.root)
     dags: dict[str, DAG] = {}
     errors = dict(loaded.errors)
     for path, spec in loaded.specs.items():

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from dag_factory.errors import SpecError, did_you_mean
 from dag_factory.spec.extras import storage_problem, tracking_problem
 from dag_factory.spec.schema import SLUG_HINT, Catalog, CatalogEntry, ExperimentSpec, allowed_modules
+from dag_factory.spec.sources import SourceRefused, local_source
 from dag_factory.spec.yaml_source import YamlDocument
 
 #: Schedules Airflow accepts that cron itself does not know.
@@ -78,15 +79,22 @@ def _catalog_entry(path: Path) -> CatalogEntry:
 
 
 def load_experiment(
-    path: Path, catalog: Catalog, catalog_errors: dict[str, SpecError] | None = None
+    path: Path, catalog: Catalog, catalog_errors: dict[str, SpecError] | None = None,
+    project_root: Path | None = None,
 ) -> ExperimentSpec:
-    """Read and validate one experiment file against the catalog."""
+    """Read and validate one experiment file against the catalog.
+
+    ``project_root`` is where relative data paths start and the first data root (default: the
+    folder holding the file's folder, as ``<project>/experiments/<file>``).
+    """
     doc = YamlDocument.read(Path(path))
     if not isinstance(doc.data, dict):
         raise SpecError(str(path), ["the file must hold a mapping with at least 'experiment', 'data' and 'models'"])
     doc.raise_if_unsafe()
     spec = _validate(ExperimentSpec, doc.data, doc)
-    problems = [p for p in [_schedule_problem(spec.schedule, doc)] if p] + _integration_problems(spec, doc)
+    root = project_root if project_root is not None else Path(path).resolve().parent.parent
+    problems = [p for p in [_schedule_problem(spec.schedule, doc), _source_problem(spec, doc, root)] if p]
+    problems += _integration_problems(spec, doc)
     for i, entry in enumerate(spec.models):
         where = doc.where(("models", i, "model"))
         if catalog_errors and entry.model in catalog_errors:
@@ -100,6 +108,15 @@ def load_experiment(
     if problems:
         raise SpecError(str(path), problems)
     return spec
+
+
+def _source_problem(spec: ExperimentSpec, doc: YamlDocument, project_root: Path) -> str | None:
+    """A data source outside the data roots (after ``..`` and symbolic links), or one that reaches local files."""
+    try:
+        local_source(spec.data.source, project_root)
+    except SourceRefused as refused:
+        return f"{doc.where(('data', 'source'))}: {refused}"
+    return None
 
 
 def _integration_problems(spec: ExperimentSpec, doc: YamlDocument) -> list[str]:
@@ -119,6 +136,7 @@ def load_experiments(
     catalog: Catalog,
     catalog_errors: dict[str, SpecError] | None = None,
     only: str | None = None,
+    project_root: Path | None = None,
 ) -> LoadResult:
     """Validate every experiments/*.yaml; a bad file is reported, never fatal to the others.
 
@@ -133,7 +151,7 @@ def load_experiments(
         if only is not None and not _may_define(path, only):
             continue
         try:
-            spec = _guarded(load_experiment, path, catalog, catalog_errors)
+            spec = _guarded(load_experiment, path, catalog, catalog_errors, project_root)
         except SpecError as err:
             result.errors[path] = err
             continue
@@ -153,6 +171,14 @@ def load_experiments(
 _EXPERIMENT_LINE = re.compile(r"""^experiment:[ \t]*["']?([A-Za-z0-9_]+)["']?[ \t]*(?:#.*)?$""", re.MULTILINE)
 
 
+def _names_experiment(path: Path, name: str) -> bool:
+    """Whether a plain ``experiment:`` line of the file names ``name`` (a cheap scan: the file may not parse)."""
+    try:
+        return name in _EXPERIMENT_LINE.findall(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _may_define(path: Path, dag_id: str) -> bool:
     """False only when a plain ``experiment:`` line names another DAG (a cheap scan, no YAML parse)."""
     if dag_id.startswith("invalid_spec__"):
@@ -165,15 +191,20 @@ def _may_define(path: Path, dag_id: str) -> bool:
 
 
 def find_experiment(
-    experiments_dir: Path, catalog: Catalog, name: str, catalog_errors: dict[str, SpecError] | None = None
+    experiments_dir: Path, catalog: Catalog, name: str, catalog_errors: dict[str, SpecError] | None = None,
+    project_root: Path | None = None,
 ) -> ExperimentSpec:
-    """Return the spec whose ``experiment`` is ``name``, or raise with the known names."""
-    result = load_experiments(experiments_dir, catalog, catalog_errors)
+    """Return the spec whose ``experiment`` is ``name``, or raise with the known names.
+
+    When the file that would define ``name`` is broken (named after it, or naming it on a plain
+    ``experiment:`` line), its own error is raised: that is what the user has to fix.
+    """
+    result = load_experiments(experiments_dir, catalog, catalog_errors, project_root=project_root)
     for spec in result.specs.values():
         if spec.experiment == name:
             return spec
     for path, err in result.errors.items():
-        if path.stem == name:
+        if path.stem == name or _names_experiment(path, name):
             raise err
     known = sorted(s.experiment for s in result.specs.values())
     raise SpecError(

@@ -24,15 +24,18 @@ class Validation:
         return {p: s for p, s in self.specs.items() if p not in self.errors}
 
 
-def validate(experiments: Path, models: Path, files: list[Path] | None = None, deep: bool = True) -> Validation:
+def validate(experiments: Path, models: Path, files: list[Path] | None = None, deep: bool = True,
+             project_root: Path | None = None) -> Validation:
     """Check the specs in ``experiments`` (or only ``files``) against the catalog in ``models``.
 
     Files in experiments/ are judged with their neighbours (name clashes); other files alone.
+    Local data paths start at ``project_root`` (default: the folder holding ``experiments``).
     ``deep`` also imports each estimator and checks every param name (slower: imports
     scikit-learn and XGBoost), which Airflow's parser never does.
     """
     catalog, catalog_errors = load_catalog(models)
-    folder = load_experiments(experiments, catalog, catalog_errors)
+    project_root = project_root if project_root is not None else Path(experiments).resolve().parent
+    folder = load_experiments(experiments, catalog, catalog_errors, project_root=project_root)
     result = Validation(dict(folder.specs), dict(folder.errors), catalog_errors)
     if files:
         wanted = [p.resolve() for p in files]
@@ -43,7 +46,7 @@ def validate(experiments: Path, models: Path, files: list[Path] | None = None, d
                 result.errors[path] = SpecError(str(path), ["no such file; give the path of an experiment YAML file"])
             elif path.resolve().parent != experiments.resolve():
                 try:
-                    result.specs[path] = load_experiment(path, catalog, catalog_errors)
+                    result.specs[path] = load_experiment(path, catalog, catalog_errors, project_root)
                 except DagFactoryError as err:
                     result.errors[path] = err
     if deep:

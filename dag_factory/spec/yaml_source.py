@@ -50,10 +50,7 @@ class YamlDocument:
             root = yaml.compose(text, Loader=YAML_LOADER)
             data = None if root is None else YAML_LOADER("").construct_document(root)
         except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-            reason = getattr(err, "problem", None) or str(err)
-            raise SpecError(str(path), [f"{where}YAML syntax error: {reason}"]) from err
+            raise SpecError(str(path), [yaml_problem(err, text)]) from err
         return cls(Path(path), data, root)
 
     def line(self, loc: Location) -> str:
@@ -126,6 +123,70 @@ class YamlDocument:
             elif isinstance(node, yaml.SequenceNode):
                 stack.extend(node.value)
         return found
+
+
+#: The brackets of YAML's flow collections, opening to closing.
+FLOW_BRACKETS = {"[": "]", "{": "}"}
+#: A tag in a parser message: 'tag:yaml.org,2002:python/object/apply:os.system' or '!custom'.
+TAG_IN_MESSAGE = re.compile(r"tag '(?:tag:yaml\.org,2002:)?(!?[^':]+)")
+
+
+def yaml_problem(err: yaml.YAMLError, text: str) -> str:
+    """The parser's error in a person's words: a tab, an unclosed bracket, a refused tag, else line and reason.
+
+    The parser reports where it gave up; a person needs where the mistake is (the line that
+    opened a bracket, the tab) and what to write instead.
+    """
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    context = getattr(err, "context", None) or ""
+    tabbed = _first_tab_indented_line(text, mark.line if mark else len(text))
+    if tabbed is not None and ("tab" in problem or "cannot start any token" in problem):
+        return f"line {tabbed} starts with a tab; YAML indents with spaces, so replace the tab with spaces"
+    unclosed = _unclosed_bracket(text, mark.line if mark else len(text)) if "flow" in context else None
+    if unclosed is not None:
+        bracket, line = unclosed
+        return (f"the `{bracket}` opened on line {line} is never closed; close it with `{FLOW_BRACKETS[bracket]}` "
+                "(or add the comma missing between two of its items)")
+    tag = TAG_IN_MESSAGE.search(problem)
+    if isinstance(err, yaml.constructor.ConstructorError) and tag:
+        name = tag.group(1) if tag.group(1).startswith("!") else f"!!{tag.group(1)}"
+        where = f"line {mark.line + 1}: " if mark else ""
+        return f"{where}tag `{name}` is not allowed in specs; write plain values (text, numbers, lists, mappings)"
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return f"{where}YAML syntax error: {problem}"
+
+
+def _unclosed_bracket(text: str, last_line: int) -> tuple[str, int] | None:
+    """The innermost ``[`` or ``{`` still open at the end of line ``last_line`` (0-based), with its 1-based line.
+
+    The parser reports where it gave up, often lines later; the bracket is where the mistake is.
+    Quoted text and comments are skipped; a bracket counts only where a flow collection can start.
+    """
+    stack: list[tuple[str, int]] = []
+    for number, line in enumerate(text.splitlines()[: last_line + 1], start=1):
+        quote, token_start = "", True  # token_start: only blanks or one of : - , [ { since the last value
+        for index, char in enumerate(line):
+            if quote:
+                quote = "" if char == quote else quote
+            elif char == "#" and (index == 0 or line[index - 1] in " \t"):
+                break
+            elif token_start and char in "'\"":
+                quote = char
+            elif token_start and char in FLOW_BRACKETS:
+                stack.append((char, number))
+            elif char in FLOW_BRACKETS.values() and stack:
+                stack.pop()
+            token_start = char in " \t:-,[{" or (token_start and char in " \t")
+    return stack[-1] if stack else None
+
+
+def _first_tab_indented_line(text: str, last_line: int) -> int | None:
+    """The 1-based number of the first line up to ``last_line`` (0-based) whose indentation holds a tab."""
+    for number, line in enumerate(text.splitlines()[: last_line + 1], start=1):
+        if "\t" in line[: len(line) - len(line.lstrip(" \t"))]:
+            return number
+    return None
 
 
 def key_path(loc: Location) -> str:

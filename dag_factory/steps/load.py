@@ -14,8 +14,9 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from dag_factory.errors import DataError, DownloadError, did_you_mean
+from dag_factory.errors import DataError, DownloadError, did_you_mean, excerpt
 from dag_factory.spec.schema import DataSpec, DownloadSpec
+from dag_factory.spec.sources import SourceRefused, local_source
 from dag_factory.storage.files import write_with
 from dag_factory.storage.location import LOCAL_SCHEMES, scheme_of
 
@@ -39,14 +40,15 @@ def load_data(data: DataSpec, cache_dir: Path, base: Path | None = None,
 
     Remote sources are downloaded once into ``cache_dir`` so every later step, and a
     retry of this one, reads the same bytes. Relative file paths start at ``base`` (the
-    project folder), not at whatever folder the Airflow worker happens to run in.
+    project folder; default: the current folder), not at whatever folder the Airflow worker happens
+    to run in, and must stay inside the data roots (checked again here, right before the file is opened).
     """
     source = data.source
     if source.startswith("sklearn:"):
         return _sklearn_frame(source.removeprefix("sklearn:"), data.target), f"scikit-learn loader {source}"
     scheme = scheme_of(source)
-    if scheme in LOCAL_SCHEMES:
-        local = _local_path(source, base)
+    if scheme in LOCAL_SCHEMES or "::" in source:
+        local = _local_path(source, base or Path.cwd())
     elif scheme in ("http", "https"):
         local = download(source, cache_dir, data.download, attempt)
     else:
@@ -54,13 +56,14 @@ def load_data(data: DataSpec, cache_dir: Path, base: Path | None = None,
     return read_table(local, data), f"{source} ({local.stat().st_size:,} bytes)"
 
 
-def _local_path(source: str, base: Path | None) -> Path:
-    """A local source as an existing file path, relative paths taken from ``base``."""
-    path = Path(source.removeprefix("file://")).expanduser()
-    if not path.is_absolute() and base is not None:
-        path = base / path
-    if not path.is_file():
-        raise DataError(f"data.source: file {path} does not exist; check the path "
+def _local_path(source: str, base: Path) -> Path:
+    """A local source as an existing file inside the data roots (resolved), relative paths taken from ``base``."""
+    try:
+        path = local_source(source, base)
+    except SourceRefused as refused:
+        raise DataError(f"data.source: {refused}") from None
+    if path is None or not path.is_file():
+        raise DataError(f"data.source: file {path or source} does not exist; check the path "
                         "(a relative path starts at the project folder)")
     return path
 
@@ -177,7 +180,7 @@ def read_table(path: Path, data: DataSpec) -> pd.DataFrame:
         else:
             frame = pd.read_csv(path, header=0 if data.header else None, na_values=data.missing_values or None)
     except Exception as err:  # pandas and pyarrow raise many types for a malformed file
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first_line = excerpt(str(err).strip().splitlines()[0], 120) if str(err).strip() else type(err).__name__
         raise DataError(f"data.source: {path} is not a valid {kind.upper()} file ({first_line}); "
                         "check the file, or set data.format") from err
     if frame.empty:

@@ -6,7 +6,7 @@ import logging
 
 import pandas as pd
 
-from dag_factory.errors import DataError, did_you_mean
+from dag_factory.errors import DataError, did_you_mean, excerpt
 from dag_factory.spec.schema import DataSpec
 
 log = logging.getLogger(__name__)
@@ -16,6 +16,11 @@ def check_columns(frame: pd.DataFrame, data: DataSpec) -> None:
     """The target and every column the spec names must exist."""
     columns = [str(c) for c in frame.columns]
     if data.target not in columns:
+        if data.header and _looks_like_data(columns):
+            raise DataError(
+                f'data.target: column "{data.target}" not found, and the first row looks like data, not column '
+                f"names (it starts {_shorten(columns, 3)}); if the file has no header row, set data.header: false "
+                "and list data.columns")
         raise DataError(
             f'data.target: column "{data.target}" not found{did_you_mean(data.target, columns)}; '
             f"the data has columns: {_shorten(columns)}"
@@ -133,7 +138,7 @@ def _numeric(column: pd.Series, name: str) -> pd.Series:
     converted = pd.to_numeric(column, errors="coerce")
     bad = column[converted.isna() & column.notna()]
     if len(bad):
-        sample = ", ".join(repr(v) for v in bad.astype(str).unique()[:5])
+        sample = ", ".join(repr(excerpt(v, 20)) for v in bad.astype(str).unique()[:5])
         raise DataError(
             f'data: column "{name}" should be numeric but has {len(bad)} non-numeric value(s), e.g. {sample}; '
             "fix the data, list such markers of a missing value under data.missing_values, "
@@ -155,5 +160,20 @@ def _check_missing_share(features: pd.DataFrame, limit: float) -> None:
 
 
 def _shorten(names: list[str], limit: int = 40) -> str:
-    shown = ", ".join(names[:limit])
+    """Column names for a message: at most ``limit`` of them, each a short printable excerpt."""
+    shown = ", ".join(excerpt(n) for n in names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _looks_like_data(columns: list[str]) -> bool:
+    """Whether most "column names" are numbers or hold no letter at all: a data row read as the header."""
+    unlike = [c for c in columns if not any(ch.isalpha() for ch in c) or _is_number(c)]
+    return len(unlike) * 2 > len(columns)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -161,7 +161,7 @@ def test_an_unknown_param_name_is_caught_by_validate_not_at_parse_time(project, 
 
 
 def test_a_disallowed_estimator_module_is_refused_before_it_is_imported(tmp_path, monkeypatch):
-    from dag_factory.steps.pipeline import import_estimator
+    from dag_factory.spec.estimators import import_estimator
 
     (tmp_path / "planted_module.py").write_text("raise SystemExit('planted module was imported')\n")
     monkeypatch.syspath_prepend(str(tmp_path))

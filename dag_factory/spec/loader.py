@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from dag_factory.errors import SpecError, did_you_mean
 from dag_factory.spec.extras import storage_problem, tracking_problem
-from dag_factory.spec.schema import SLUG_HINT, Catalog, CatalogEntry, ExperimentSpec, allowed_modules
+from dag_factory.spec.schema import SLUG_HINT, Catalog, CatalogEntry, ExperimentSpec, module_refusal
 from dag_factory.spec.sources import SourceRefused, local_source
 from dag_factory.spec.yaml_source import YamlDocument
 
@@ -67,14 +67,9 @@ def _catalog_entry(path: Path) -> CatalogEntry:
         raise SpecError(str(path), ["the file must hold a mapping of keys (estimator, params, ...)"])
     doc.raise_if_unsafe()
     entry = _validate(CatalogEntry, {"name": path.stem, **doc.data}, doc)
-    if not entry.estimator.startswith(allowed_modules()):
-        raise SpecError(
-            str(path),
-            [
-                f'estimator "{entry.estimator}" is not in an allowed module ({", ".join(allowed_modules())}); '
-                "add its module to DAG_FACTORY_ALLOWED_MODULES (comma-separated) if you trust it"
-            ],
-        )
+    refusal = module_refusal(entry.estimator)
+    if refusal:
+        raise SpecError(str(path), [f"{doc.where(('estimator',))}: {refusal}"])
     return entry
 
 

@@ -33,6 +33,14 @@ def allowed_modules() -> tuple[str, ...]:
     added = tuple(p.strip().rstrip(".") + "." for p in extra.split(",") if p.strip())
     return DEFAULT_ALLOWED_MODULES + added
 
+
+def module_refusal(path: str) -> str | None:
+    """Why the dotted ``path`` of a class is outside the allowed modules, or None (a text check: nothing imported)."""
+    if path.startswith(allowed_modules()):
+        return None
+    return (f'estimator "{path}" is not in an allowed module ({", ".join(allowed_modules())}); '
+            "add its module to DAG_FACTORY_ALLOWED_MODULES (comma-separated) if you trust it")
+
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description=f"A safe name: {SLUG_HINT}.")]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dag_factory.errors import DagFactoryError, SpecError
-from dag_factory.spec.estimators import estimator_params
+from dag_factory.spec.estimators import ModelProblem, describe, model_problems
 from dag_factory.spec.loader import load_catalog, load_experiment, load_experiments
-from dag_factory.spec.schema import Catalog, ExperimentSpec
+from dag_factory.spec.schema import Catalog, ExperimentSpec, ModelEntry
+from dag_factory.spec.yaml_source import YamlDocument, key_path
 
 
 @dataclass
@@ -30,8 +31,8 @@ def validate(experiments: Path, models: Path, files: list[Path] | None = None, d
 
     Files in experiments/ are judged with their neighbours (name clashes); other files alone.
     Local data paths start at ``project_root`` (default: the folder holding ``experiments``).
-    ``deep`` also imports each estimator and checks every param name (slower: imports
-    scikit-learn and XGBoost), which Airflow's parser never does.
+    ``deep`` also imports each estimator and checks it, every param name and value and every
+    search candidate (slower: imports scikit-learn and XGBoost), which Airflow's parser never does.
     """
     catalog, catalog_errors = load_catalog(models)
     project_root = project_root if project_root is not None else Path(experiments).resolve().parent
@@ -50,20 +51,28 @@ def validate(experiments: Path, models: Path, files: list[Path] | None = None, d
                 except DagFactoryError as err:
                     result.errors[path] = err
     if deep:
-        result.errors.update(_estimator_errors(result.specs, catalog))
+        result.errors.update(_estimator_errors(result.specs, catalog, models))
     return result
 
 
-def _estimator_errors(specs: dict[Path, ExperimentSpec], catalog: Catalog) -> dict[Path, DagFactoryError]:
-    """Import every estimator and check each param name."""
+def _estimator_errors(specs: dict[Path, ExperimentSpec], catalog: Catalog, models: Path) -> dict[Path, DagFactoryError]:
+    """Import every estimator and check it, its param names and values, and its search space, with their lines."""
     errors: dict[Path, DagFactoryError] = {}
     for path, spec in specs.items():
-        problems = []
-        for entry in spec.models:
-            try:
-                estimator_params(catalog[entry.model], entry)
-            except DagFactoryError as err:
-                problems.append(str(err))
+        doc = YamlDocument.read(path)
+        problems = [_located(problem, entry, doc, i, models)
+                    for i, entry in enumerate(spec.models)
+                    for problem in model_problems(catalog[entry.model], entry)]
         if problems:
             errors[path] = SpecError(str(path), problems)
     return errors
+
+
+def _located(problem: ModelProblem, entry: ModelEntry, doc: YamlDocument, index: int, models: Path) -> str:
+    """A model's problem with the line it was written on: in the experiment, or in the catalog file it came from."""
+    model = key_path(("models", index))
+    if not problem.in_catalog:
+        return f"{model}{doc.line(('models', index, *problem.key))}: {describe(entry.label, problem)}"
+    catalog_file = Path(models) / f"{entry.model}.yaml"
+    written = YamlDocument.read(catalog_file).line(problem.key)
+    return f"{model}{doc.line(('models', index, 'model'))}: {describe(entry.label, problem)}; set in {catalog_file}{written}"

@@ -16,7 +16,7 @@ from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, Stratified
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from dag_factory.spec.estimators import estimator_params, import_estimator
+from dag_factory.spec.estimators import build_estimator
 from dag_factory.spec.schema import CatalogEntry, ModelEntry
 
 #: scikit-learn scorer names for the spec's metrics, used by the hyperparameter search.
@@ -58,8 +58,7 @@ def build_pipeline(
     seed: int = 42,
 ) -> BaseEstimator:
     """Preprocessing + estimator as one Pipeline, wrapped in a search when the entry has one."""
-    params = estimator_params(catalog, entry)
-    estimator: BaseEstimator = import_estimator(catalog.estimator)(**params)
+    estimator = build_estimator(catalog, entry)
     prefix = "model__"
     if catalog.calibration:
         estimator = CalibratedClassifierCV(estimator, method=catalog.calibration, cv=5)

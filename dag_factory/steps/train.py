@@ -22,7 +22,8 @@ from dag_factory.spec.schema import CatalogEntry, ExperimentSpec, ModelEntry
 from dag_factory.steps.evaluate import CVResult, evaluate_cv, final_threshold, target_recall_of, threshold_report
 from dag_factory.steps.importance import feature_importance
 from dag_factory.steps.metrics import classification_metrics, confusion, predicted_labels
-from dag_factory.steps.pipeline import build_pipeline, chosen_params, estimator_params
+from dag_factory.spec.estimators import estimator_params
+from dag_factory.steps.pipeline import build_pipeline, chosen_params
 from dag_factory.steps.preprocess import load_split
 from dag_factory.storage.files import sha256_file
 

@@ -71,6 +71,7 @@ def cmd_run(project: Project, args: argparse.Namespace) -> int:
     from dag_factory.airflow.runner import run_experiment
     from dag_factory.artifacts.champion_store import champion_model_path
     from dag_factory.render.summary import run_summary
+    from dag_factory.steps.outcome import ending
 
     spec = project.experiment(args.experiment)
     conf: dict = {"force": args.force}
@@ -84,9 +85,10 @@ def cmd_run(project: Project, args: argparse.Namespace) -> int:
     if args.cv_folds:
         conf["cv_folds"] = args.cv_folds
     outcome = run_experiment(project, spec.experiment, conf)
+    end = ending(spec, outcome.files, outcome.state)
     print(run_summary(outcome.files, outcome.run_id, outcome.state,
-                      champion_model_path(project.results_for(spec), spec.experiment)))
-    return 0 if outcome.state == "success" else 1
+                      champion_model_path(project.results_for(spec), spec.experiment), f"{end.line} (exit code {end.code})"))
+    return end.code
 
 
 def cmd_leaderboard(project: Project, args: argparse.Namespace) -> int:
@@ -121,7 +123,7 @@ def cmd_predict(project: Project, args: argparse.Namespace) -> int:
 
     spec = project.experiment(args.experiment)
     output = args.output or args.input.with_suffix(".predictions.csv")
-    print(predict_file(project.results_for(spec), spec.experiment, args.input, output))
+    print(predict_file(project.results_for(spec), spec.experiment, args.input, output).describe())
     return 0
 
 

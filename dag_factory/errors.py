@@ -39,19 +39,32 @@ class ModelTimeout(ModelError):
     """A model's training ran past the train task's time limit (``timeout_minutes``)."""
 
 
+class UntrustedModel(ModelError):
+    """A saved model is refused: changed after promotion, not in the safe format, or holding untrusted types."""
+
+
 class ModelConfigError(ModelError):
     """A model's estimator or param names are wrong: the same on every attempt, so never worth a retry."""
 
 
 class RunFailed(DagFactoryError):
-    """The run's outcome is decided (models failed, nothing to select): a retry would repeat it."""
+    """The run's outcome is decided (models failed, nothing to select): a retry would repeat it.
+
+    ``models_failed`` marks the one failure after which the run still decided: some models failed,
+    the others were compared and the promotion decision stands.
+    """
+
+    def __init__(self, message: str, models_failed: bool = False) -> None:
+        super().__init__(message)
+        self.models_failed = models_failed
 
 
 def is_permanent(error: BaseException) -> bool:
-    """Whether retrying the failed step cannot help: a bad spec, bad data, a bad model configuration, a decided run."""
+    """Whether retrying the failed step cannot help: a bad spec, bad data, a bad model configuration, a refused
+    saved model, a decided run."""
     if isinstance(error, DownloadError):
         return False
-    return isinstance(error, SpecError | DataError | ModelConfigError | RunFailed)
+    return isinstance(error, SpecError | DataError | ModelConfigError | UntrustedModel | RunFailed)
 
 
 class NothingToDo(DagFactoryError):

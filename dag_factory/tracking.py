@@ -38,7 +38,7 @@ RUN_TAG = "dag_factory.airflow_run_id"
 MODEL_TAG = "dag_factory.model"
 PARENT_TAG = "mlflow.parentRunId"
 #: pip packages a logged model needs, besides its estimator's own package.
-MODEL_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "cloudpickle")
+MODEL_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "skops")
 
 
 def tracker_for(spec: ExperimentSpec, airflow_run_id: str) -> Tracker | NoTracking:
@@ -192,12 +192,13 @@ class Tracker:
 
         ``folder`` is the model's local folder, complete but not yet published.
         """
-        import joblib
         import mlflow
         from mlflow.entities import Metric, Param
         from mlflow.models import infer_signature
 
-        model = joblib.load(folder / MODEL_FILE)
+        from dag_factory.artifacts.model_file import load_model, trusted_types_of
+
+        model = load_model(folder / MODEL_FILE)
         params = {**result.params, **{f"search.{k}": v for k, v in result.chosen_params.items()},
                   "estimator": result.estimator, "threshold": result.threshold.value}
 
@@ -211,7 +212,8 @@ class Tracker:
             client.log_dict(run_id, result.model_dump(mode="json"), MODEL_METRICS)
             with self._fluent(), mlflow.start_run(run_id=run_id):
                 info = mlflow.sklearn.log_model(
-                    model, name="model", serialization_format="cloudpickle",
+                    model, name="model", serialization_format="skops",
+                    skops_trusted_types=trusted_types_of(folder / MODEL_FILE),
                     signature=infer_signature(example, model.predict(example)), input_example=example,
                     pip_requirements=_requirements(result.estimator))
             return run_id, info.model_uri

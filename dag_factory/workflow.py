@@ -21,7 +21,7 @@ import pandas as pd
 from dag_factory.artifacts.champion_store import current_card
 from dag_factory.artifacts.layout import MODEL_ERROR, MODEL_FILE, MODEL_METRICS, RunFiles
 from dag_factory.artifacts.records import DataProfile, Leaderboard, ModelFailure, RunMeta, SkipNote, StopReason
-from dag_factory.errors import DataError, NothingToDo, RunFailed, TrackingError
+from dag_factory.errors import DataError, NothingToDo, RunFailed, TrackingError, UntrustedModel
 from dag_factory.render.plots import draw_model_plots
 from dag_factory.render.profile import log_profile, profile_markdown
 from dag_factory.render.report import add_champion_pages, write_report
@@ -108,7 +108,8 @@ def preprocess(run: Run) -> dict[str, Any]:
     with recording_stop_reason(files):
         meta = preprocess_data(read_parquet(files.raw), run.spec, files, config)
         run.tracker.log_data(DataProfile.read(files.profile_json), meta)
-    reason = unchanged_reason(meta, current_card(run.results, run.spec.experiment), run.results, run.spec.experiment)
+        champion = current_card(run.results, run.spec.experiment)  # a champion changed after promotion stops the run
+    reason = unchanged_reason(meta, champion, run.results, run.spec.experiment)
     if reason and not run.force:
         SkipNote(reason=reason).write(files.skipped)
         run.tracker.note_skip(reason)
@@ -119,17 +120,18 @@ def preprocess(run: Run) -> dict[str, Any]:
 
 @contextmanager
 def recording_stop_reason(files: RunFiles) -> Iterator[None]:
-    """Keep why the run stops before training (bad data, tracking down) in data/error.json, for the CLI to print.
+    """Keep why the run stops undecided (bad data, a refused champion, tracking down) in data/error.json.
 
-    A data problem is also logged as its one sentence.
+    The CLI prints it as the run's one sentence, and the steps after it fail with it. A data
+    problem or a refused champion is also logged as its one sentence.
     """
     files.stop_reason.unlink(missing_ok=True)  # left by an earlier try of this task
     try:
         yield
-    except (DataError, TrackingError) as err:
+    except (DataError, UntrustedModel, TrackingError) as err:
         StopReason(error=str(err)).write(files.stop_reason)
-        if isinstance(err, DataError):
-            log.error("Data problem, the run stops before training: %s", err)
+        if not isinstance(err, TrackingError):
+            log.error("The run stops undecided: %s", err)
         raise
 
 
@@ -186,7 +188,8 @@ def promote(run: Run) -> dict[str, Any]:
     """
     files, experiment = run.files, run.spec.experiment
     meta = RunMeta.read(files.meta)
-    decision = promote_winner(run.spec, run.results, files, meta, add_pages=add_champion_pages)
+    with recording_stop_reason(files):
+        decision = promote_winner(run.spec, run.results, files, meta, add_pages=add_champion_pages)
     board = Leaderboard.read(files.leaderboard)
     record_training(meta, board.run_id, run.results, experiment)
     winner = board.winner_row
@@ -235,9 +238,11 @@ def _close_quietly(tracker: Tracker | NoTracking, failed: bool, report_html: str
 
 
 def _require_data(files: RunFiles) -> None:
-    """Raise NothingToDo if preprocessing skipped the run, RunFailed if it never finished."""
+    """Raise NothingToDo if preprocessing skipped the run, RunFailed if it stopped or never finished."""
     if files.skipped.exists():
         raise NothingToDo(SkipNote.read(files.skipped).reason)
+    if files.stop_reason.exists():
+        raise RunFailed(StopReason.read(files.stop_reason).error)
     if not files.meta.exists():
         raise RunFailed("the data was not prepared (load, profile or preprocess failed); see that task's log")
 

@@ -51,6 +51,6 @@ with DAG(
         if not rows.exists():
             raise AirflowSkipException(f"no new rows to score: {rows} does not exist")
         output = results / "predictions" / EXPERIMENT / f"{safe_run_id(context['run_id'])}.csv"
-        return str(predict_file(results, EXPERIMENT, rows, output))
+        return str(predict_file(results, EXPERIMENT, rows, output).path)
 
     predict_new_rows()

@@ -122,9 +122,9 @@ def serve(root: Path, failures: int = 0, status: int = 503, stall: float = 0.0) 
 
 
 def champion_identity(results: Path, experiment: str) -> tuple[str, str]:
-    """The champion's run id (from its model card) and the SHA-256 of its model.joblib."""
+    """The champion's run id (from its model card) and the SHA-256 of its model.skops."""
     best = best_dir(results, experiment)
-    return read_json(best / "model_card.json")["run_id"], sha256_file(best / "model.joblib")
+    return read_json(best / "model_card.json")["run_id"], sha256_file(best / "model.skops")
 
 
 def load_spec(tmp: Path, text: str):

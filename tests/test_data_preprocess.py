@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from dag_factory.errors import DataError, NothingToDo
 from dag_factory.storage.files import read_json
 from dag_factory.artifacts.layout import RunFiles
+from dag_factory.artifacts.model_file import load_model
 from dag_factory.spec.schema import DataSpec, ExperimentSpec
 from dag_factory.steps.preprocess import encode_target, fingerprint, load_split, preprocess
 from dag_factory.steps.validate import clean
@@ -69,7 +69,7 @@ models: [{{model: logistic_regression}}]
     folder = run_steps(spec, tmp_path / "results", "run1")
     meta = read_json(folder / "data" / "meta.json")
     assert meta["numeric"] == ["size"] and meta["categorical"] == ["colour"]
-    model = joblib.load(folder / "models" / "logistic_regression" / "model.joblib")
+    model = load_model(folder / "models" / "logistic_regression" / "model.skops")
     raw = pd.DataFrame({"size": [2.0, -2.0, np.nan], "colour": ["green", None, "red"]})  # unseen, missing
     assert model.predict_proba(raw).shape == (3, 2)  # imputation and encoding travel with the model
     assert read_json(folder / "leaderboard.json")["leaderboard"][0]["cv"]["roc_auc"]["mean"] > 0.8

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-import joblib
 import pandas as pd
 import pytest
 
 from conftest import run_dag, task_instances
 from dag_factory.storage.files import read_json
 from dag_factory.artifacts.layout import best_dir
+from dag_factory.artifacts.model_file import load_model
 
 pytestmark = pytest.mark.airflow
 
@@ -57,7 +57,7 @@ def test_champion_loads_and_predicts_the_held_out_split(first_run):
     assert card["run_id"] == outcome.run_id
     assert card["data"]["positive_class"] == "malignant"
     assert card["cv"]["roc_auc"]["mean"] >= 0.99
-    model = joblib.load(best / "model.joblib")
+    model = load_model(best / "model.skops")
     test = pd.read_parquet(outcome.folder / "data" / "test.parquet")
     predicted = model.predict(test.drop(columns=["target"]))
     accuracy = (predicted == test["target"]).mean()

@@ -17,14 +17,15 @@ import time
 import uuid
 from typing import Any
 
-import joblib
 import pandas as pd
 import pytest
+import skops.io
 
 from conftest import fast_spec, run_dag, task_instances, write_experiment
 from dag_factory.cli import main
 from dag_factory.storage.files import read_json
 from dag_factory.artifacts.layout import RunFiles, safe_run_id
+from dag_factory.artifacts.model_file import TRUSTED_TYPES
 from evaluation_support import run_of
 from dag_factory.steps import promote as promotion
 from dag_factory.artifacts.champion_store import PointerStore
@@ -103,7 +104,7 @@ def test_breast_cancer_runs_through_airflow_with_an_s3_results_root(project, end
     assert board["decision"]["promoted"] and board["decision"]["reason"] == "no champion yet"
     stored = keys(endpoint, bucket, run + "/")
     for name in ("run.log", "profile.json", "report.html", "data/train.parquet", "data/meta.json",
-                 *[f"models/{m}/{f}" for m in MODELS for f in ("model.joblib", "metrics.json", "plots/roc.png")]):
+                 *[f"models/{m}/{f}" for m in MODELS for f in ("model.skops", "metrics.json", "plots/roc.png")]):
         assert f"{run}/{name}" in stored, name
     assert not [k for k in stored if ".partial" in k]
 
@@ -111,7 +112,7 @@ def test_breast_cancer_runs_through_airflow_with_an_s3_results_root(project, end
     assert card["run_id"] == outcome.run_id and card["model"]["name"] == board["winner"]
     assert board["decision"]["path"].startswith(f"s3://{bucket}/team/ml/best/.versions/breast_cancer/")
     version = board["decision"]["path"].removeprefix(f"s3://{bucket}/")
-    model = joblib.load(io.BytesIO(fetch(endpoint, bucket, f"{version}/model.joblib")))
+    model = skops.io.loads(fetch(endpoint, bucket, f"{version}/model.skops"), trusted=list(TRUSTED_TYPES))
     test = pd.read_parquet(io.BytesIO(fetch(endpoint, bucket, f"{run}/data/test.parquet")))
     assert (model.predict(test.drop(columns=["target"])) == test["target"]).mean() >= 0.93
     assert list(project.results.iterdir()) == []  # nothing went to the local results folder

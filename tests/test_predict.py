@@ -47,7 +47,7 @@ def held_out_csv(folder, path, drop=("target",)) -> pd.DataFrame:
 def test_predict_round_trips_the_held_out_split(project, tmp_path):
     root, folder = project
     test = held_out_csv(folder, tmp_path / "rows.csv")
-    out = predict_file(root / "results", EXPERIMENT, tmp_path / "rows.csv", tmp_path / "scored.csv")
+    out = predict_file(root / "results", EXPERIMENT, tmp_path / "rows.csv", tmp_path / "scored.csv").path
     scored = pd.read_csv(out)
     assert len(scored) == len(test) and set(scored["predicted"]) <= {"benign", "malignant"}
     _, card = load_champion(root / "results", EXPERIMENT)
@@ -61,7 +61,7 @@ def test_predict_round_trips_the_held_out_split(project, tmp_path):
 def test_predict_refuses_a_tampered_artifact(project, tmp_path):
     root, folder = project
     held_out_csv(folder, tmp_path / "rows.csv")
-    artifact = best_dir(root / "results", EXPERIMENT) / "model.joblib"
+    artifact = best_dir(root / "results", EXPERIMENT) / "model.skops"
     artifact.write_bytes(artifact.read_bytes() + b"\0")
     with pytest.raises(ModelError, match="SHA-256 .* refusing to load it"):
         predict_file(root / "results", EXPERIMENT, tmp_path / "rows.csv", tmp_path / "scored.csv")
@@ -90,3 +90,39 @@ def test_predict_command_scores_and_refuses_with_one_line(project, tmp_path, cap
 def test_predict_without_a_champion_says_how_to_get_one(tmp_path):
     with pytest.raises(ModelError, match=f"no champion for {EXPERIMENT}.*dag-factory run {EXPERIMENT}"):
         load_champion(tmp_path / "results", EXPERIMENT)
+
+
+def test_predict_names_the_row_and_column_of_text_in_a_numeric_column(project, tmp_path, capsys):
+    root, folder = project
+    test = held_out_csv(folder, tmp_path / "rows.csv")
+    rows = test.drop(columns=["target"]).astype({"mean area": object})
+    rows.loc[rows.index[2], "mean area"] = "large\x1b[31m"
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    assert main(["--project", str(root), "predict", EXPERIMENT, str(tmp_path / "rows.csv")]) == 2
+    error = capsys.readouterr().err
+    assert error == (f'error: {tmp_path / "rows.csv"}: row 3 (line 4), column "mean area" holds "large?[31m", which '
+                     "is not a number; the model was trained on numbers in this column (leave the cell blank when the "
+                     "value is unknown)\n")
+
+
+def test_predict_refuses_a_file_with_a_header_and_no_rows(project, tmp_path, capsys):
+    root, folder = project
+    held_out_csv(folder, tmp_path / "rows.csv")
+    header = (tmp_path / "rows.csv").read_text().splitlines()[0]
+    (tmp_path / "rows.csv").write_text(header + "\n")
+    assert main(["--project", str(root), "predict", EXPERIMENT, str(tmp_path / "rows.csv")]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'rows.csv'} has a header but no rows; add at least one "
+                                       "row to score\n")
+
+
+def test_predict_says_which_extra_columns_it_ignored(project, tmp_path, capsys):
+    root, folder = project
+    test = held_out_csv(folder, tmp_path / "rows.csv", drop=())  # keeps the target column, and adds a patient id
+    rows = test.assign(patient_id=range(len(test)))
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    assert main(["--project", str(root), "predict", EXPERIMENT, str(tmp_path / "rows.csv"),
+                 "-o", str(tmp_path / "out.csv")]) == 0
+    assert capsys.readouterr().out == (f"Scored 114 row(s) into {tmp_path / 'out.csv'}; column(s) target, patient_id "
+                                       "are not features of the model, so they were ignored for scoring (and copied "
+                                       "to the output)\n")
+    assert pd.read_csv(tmp_path / "out.csv")["patient_id"].tolist() == list(range(114))

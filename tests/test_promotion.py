@@ -191,7 +191,7 @@ def test_every_champion_file_has_a_sha256_and_loading_refuses_a_changed_one(resu
     folder = best_dir(results, EXPERIMENT)
     recorded = {line.split("  ")[1] for line in (folder / MANIFEST).read_text().splitlines()}
     assert recorded == {p.name for p in folder.iterdir()} - {MANIFEST}
-    for name in ("metrics.json", "model.joblib"):
+    for name in ("metrics.json", "model.skops"):
         target = folder / name
         original = target.read_bytes()
         target.write_bytes(original + b" ")
@@ -200,7 +200,7 @@ def test_every_champion_file_has_a_sha256_and_loading_refuses_a_changed_one(resu
         target.write_bytes(original)
     from dag_factory.steps.predict import load_champion
 
-    (folder / "model.joblib").write_bytes(b"not the model")
+    (folder / "model.skops").write_bytes(b"not the model")
     with pytest.raises(ModelError, match="refusing to load it"):
         load_champion(results, EXPERIMENT)
 

@@ -165,7 +165,7 @@ def test_a_failing_model_fails_only_its_task_and_is_listed_with_its_error(runs, 
     folder = first.folder / "models" / model
     assert sorted(p.name for p in folder.iterdir()) == ["error.json"]
     for survivor in ("logistic_regression", "random_forest", "flaky"):  # the others' results are all there
-        assert {"model.joblib", "metrics.json"} <= {p.name for p in (first.folder / "models" / survivor).iterdir()}
+        assert {"model.skops", "metrics.json"} <= {p.name for p in (first.folder / "models" / survivor).iterdir()}
 
 
 def test_each_model_gets_its_own_retries_and_a_wrong_param_name_is_not_retried(runs, airflow_db):
@@ -220,14 +220,14 @@ def test_stale_files_of_a_killed_attempt_are_never_taken_for_results(runs):
     spec = spec.model_copy(update={"experiment": "faults", "cv": spec.cv.model_copy(update={"folds": 3})})
     models = first.folder / "models"
     (models / ".logistic_regression.partial").mkdir()
-    (models / ".logistic_regression.partial" / "model.joblib").write_text("half a model")
+    (models / ".logistic_regression.partial" / "model.skops").write_text("half a model")
     (models / "logistic_regression" / "error.json").write_text('{"error": "stale"}')
     train(Run.of(spec, catalog, project.root, project.results, first.run_id), "logistic_regression")
 
     folder = models / "logistic_regression"
     assert not (models / ".logistic_regression.partial").exists()
     assert not (folder / "error.json").exists()
-    assert read_json(folder / "metrics.json")["model_sha256"] == sha256_file(folder / "model.joblib")
+    assert read_json(folder / "metrics.json")["model_sha256"] == sha256_file(folder / "model.skops")
 
 
 def test_no_default_password_and_login_stays_on():

@@ -11,7 +11,6 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import joblib
 import mlflow
 import pandas as pd
 import pytest
@@ -22,6 +21,7 @@ from conftest import REPO, fast_spec, run_dag, task_instances, write_experiment
 from dag_factory.errors import TrackingError
 from dag_factory.storage.files import manifest_problems, read_json
 from dag_factory.artifacts.layout import best_dir
+from dag_factory.artifacts.model_file import load_model
 from dag_factory.project import Project
 from dag_factory.spec.schema import TrackingSpec
 from dag_factory.workflow import promote, report, run_steps, train
@@ -124,7 +124,7 @@ def test_the_winner_is_tagged_and_the_champion_alias_names_its_model(tracked, ml
                                                "alias": CHAMPION_ALIAS}
     with fluent_api(mlflow_uri):
         served = mlflow.sklearn.load_model(f"models:/breast_cancer@{CHAMPION_ALIAS}")
-    local = joblib.load(best_dir(project.results, "breast_cancer") / "model.joblib")
+    local = load_model(best_dir(project.results, "breast_cancer") / "model.skops")
     rows = pd.read_parquet(outcome.folder / "data" / "test.parquet").drop(columns=["target"])
     assert (served.predict_proba(rows) == local.predict_proba(rows)).all()  # the very model that was promoted
 

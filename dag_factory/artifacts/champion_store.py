@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dag_factory.artifacts.layout import CARD_JSON, MANIFEST, MODEL_FILE, POINTER, best_dir, versions_dir
+from dag_factory.artifacts.model_file import check_model_file
 from dag_factory.artifacts.records import ChampionPointer, ModelCard
-from dag_factory.errors import ModelError
+from dag_factory.errors import ModelError, UntrustedModel
 from dag_factory.storage.files import fsync_dir, manifest_problems, sha256_file
 from dag_factory.storage.location import S3_SCHEMES, StoragePath, ensure_parent, is_local
 from dag_factory.storage.publish import building, sweep_partials
@@ -179,18 +180,26 @@ def verified_card(folder: StoragePath) -> ModelCard:
 
 
 def verify_champion(folder: StoragePath) -> None:
-    """Raise ModelError unless every file of the champion in ``folder`` matches its SHA-256."""
+    """Raise UntrustedModel unless every file of the champion in ``folder`` matches its SHA-256 and the model holds
+    trusted types only.
+
+    The checksums catch a file changed by accident or half copied; they cannot stop someone who
+    rewrites them too. That is the job of the model's format (``artifacts.model_file``): loading
+    it runs no code, and a file that is not such a model is refused here, before any run relies on it.
+    """
     if (folder / MANIFEST).exists():
         problems = manifest_problems(folder)
     else:  # promoted before SHA256SUMS existed: the card records the model's checksum
         expected = ModelCard.read(folder / CARD_JSON).artifact.sha256
-        problems = [] if sha256_file(folder / MODEL_FILE) == expected else [
-            f"{folder / MODEL_FILE} does not match the SHA-256 in its model card"]
+        model = folder / MODEL_FILE
+        problems = [] if model.is_file() and sha256_file(model) == expected else [
+            f"{model} does not match the SHA-256 in its model card"]
     if problems:
-        raise ModelError(
+        raise UntrustedModel(
             f"the champion in {folder} was changed after promotion ({'; '.join(problems)}); refusing to use it. "
             "Restore the file, or delete the results/best/<experiment> link (or champion.json) to start over "
             "(every promoted version stays in results/best/.versions/)")
+    check_model_file(folder / MODEL_FILE)
 
 
 def champion_model_path(results: StoragePath, experiment: str) -> StoragePath | None:

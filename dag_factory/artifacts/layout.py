@@ -22,7 +22,8 @@ LEADERBOARD = "leaderboard.json"
 MODEL_METRICS = "metrics.json"
 #: Why a model failed.
 MODEL_ERROR = "error.json"
-MODEL_FILE = "model.joblib"
+#: The fitted model, in the skops format (artifacts.model_file): loading it runs no code from the file.
+MODEL_FILE = "model.skops"
 PREDICTIONS = "predictions.csv"
 REPORT = "report.html"
 CARD_JSON = "model_card.json"
@@ -97,7 +98,7 @@ class RunFiles:
         return self.folder / "models"
 
     def model(self, name: str) -> StoragePath:
-        """One model's folder: model.joblib, metrics.json, predictions.csv, plots/ (or error.json)."""
+        """One model's folder: model.skops, metrics.json, predictions.csv, plots/ (or error.json)."""
         return self.models / name
 
     @property

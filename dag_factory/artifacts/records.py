@@ -259,6 +259,7 @@ class CardData(BaseModel):
     classes: list[str]
     positive_class: str | None
     features: list[str]
+    categorical: list[str] = Field(default_factory=list)  # the features that are text; the others are numbers
 
 
 class CardArtifact(BaseModel):

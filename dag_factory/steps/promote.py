@@ -16,6 +16,7 @@ from typing import Any
 
 from dag_factory.artifacts.champion_store import ChampionMoved, LinkStore, PointerStore, champion_store, verified_card
 from dag_factory.artifacts.layout import CARD_JSON, HISTORY, LEADERBOARD, MODEL_FILE, MODEL_METRICS, RunFiles, safe_run_id
+from dag_factory.artifacts.model_file import load_model
 from dag_factory.artifacts.records import (
     Decision, HistoryEntry, Leaderboard, MeanStd, ModelCard, RankedRow, RunMeta, history_text,
 )
@@ -23,7 +24,7 @@ from dag_factory.errors import ModelError
 from dag_factory.spec.schema import ExperimentSpec
 from dag_factory.steps.card import model_card
 from dag_factory.steps.metrics import metric_is_better
-from dag_factory.storage.files import read_joblib, sha256_file, write_manifest, write_text
+from dag_factory.storage.files import sha256_file, write_manifest, write_text
 from dag_factory.storage.location import StoragePath, copy_file
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def _rescored(spec: ExperimentSpec, folder: StoragePath, files: RunFiles, meta: 
     from dag_factory.steps.evaluate import evaluate_cv, target_recall_of
     from dag_factory.steps.preprocess import load_split
 
-    model = read_joblib(folder / MODEL_FILE)
+    model = load_model(folder / MODEL_FILE)  # outside the try below: a refused champion fails the run, loudly
     pipeline = model.estimator.estimator if isinstance(model, FixedThresholdClassifier) else model
     x_train, y_train, _, _ = load_split(files, meta.target)
     try:

@@ -1,6 +1,6 @@
 """Train-and-evaluate step for one model: cross-validate, choose the threshold, refit, test, save.
 
-The model's files (model.joblib, predictions.csv) are written into a local folder the caller
+The model's files (model.skops, predictions.csv) are written into a local folder the caller
 publishes once complete; the returned ``ModelResult`` is what the leaderboard compares.
 """
 
@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
 from dag_factory.artifacts.layout import MODEL_FILE, PREDICTIONS, RunFiles
+from dag_factory.artifacts.model_file import save_model
 from dag_factory.artifacts.records import CVProtocol, Importance, ModelResult, RunMeta
 from dag_factory.spec.schema import CatalogEntry, ExperimentSpec, ModelEntry
 from dag_factory.steps.evaluate import CVResult, evaluate_cv, final_threshold, target_recall_of, threshold_report
@@ -36,7 +36,7 @@ EXAMPLE_ROWS = 5
 
 def train_model(spec: ExperimentSpec, entry: ModelEntry, catalog: CatalogEntry, meta: RunMeta, files: RunFiles,
                 out: Path) -> tuple[ModelResult, pd.DataFrame]:
-    """Cross-validate, refit on the training split, test; write model.joblib and predictions.csv into ``out``.
+    """Cross-validate, refit on the training split, test; write model.skops and predictions.csv into ``out``.
 
     Returns the model's measurements and a few training rows (an input example).
     """
@@ -62,7 +62,7 @@ def train_model(spec: ExperimentSpec, entry: ModelEntry, catalog: CatalogEntry, 
              entry.label, test["accuracy"], test["recall"], test["roc_auc"], refit_seconds)
 
     chosen = threshold if target_recall is not None else None  # the default 0.5 is what predict() does anyway
-    joblib.dump(_with_threshold(fitted, chosen, x_train, y_train), out / MODEL_FILE)
+    save_model(_with_threshold(fitted, chosen, x_train, y_train), out / MODEL_FILE)
     _predictions(cv, test_proba, y_test, threshold, classes).to_csv(out / PREDICTIONS, index=False)
     importance = _importance(fitted, x_test, y_test, spec.cv.seed, entry.label)
     result = ModelResult(
@@ -102,7 +102,7 @@ def _importance(fitted: Any, x_test: pd.DataFrame, y_test: pd.Series, seed: int,
 def _with_threshold(fitted: Any, threshold: float | None, x: pd.DataFrame, y: pd.Series) -> Any:
     """The artifact to save: the fitted Pipeline, whose ``predict`` applies the chosen threshold when there is one.
 
-    Anyone loading model.joblib then gets the sensitivity the model card promises, not p >= 0.5.
+    Anyone loading model.skops then gets the sensitivity the model card promises, not p >= 0.5.
     """
     if threshold is None:
         return fitted

@@ -82,14 +82,6 @@ def write_parquet(frame: pd.DataFrame, path: StoragePath) -> StoragePath:
     return write_with(path, frame.to_parquet)
 
 
-def read_joblib(path: StoragePath) -> Any:
-    """Load a joblib artifact (a fitted model) from any storage. Only for artifacts this project wrote."""
-    import joblib
-
-    with path.open("rb") as handle:
-        return joblib.load(handle)
-
-
 def sha256_file(path: StoragePath) -> str:
     """Hex SHA-256 of a file, read in chunks."""
     digest = hashlib.sha256()

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from dag_factory.errors import DagFactoryError, SpecError, did_you_mean
+from dag_factory.errors import DagFactoryError
 from dag_factory.project import Project
 
 
@@ -71,18 +71,16 @@ def cmd_run(project: Project, args: argparse.Namespace) -> int:
     from dag_factory.airflow.runner import run_experiment
     from dag_factory.artifacts.champion_store import champion_model_path
     from dag_factory.render.summary import run_summary
+    from dag_factory.spec.overrides import CLI_NAMES, apply_overrides
     from dag_factory.steps.outcome import ending
 
     spec = project.experiment(args.experiment)
+    models = None if args.models is None else [m.strip() for m in args.models.split(",") if m.strip()]
+    apply_overrides(spec, models, args.cv_folds, names=CLI_NAMES)  # refused here with the spec's own rules
     conf: dict = {"force": args.force}
-    if args.models:
-        conf["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
-        for name in conf["models"]:
-            if name not in spec.model_names():
-                raise SpecError(f"--models {args.models}", [
-                    f'"{name}" is not a model of {spec.experiment}{did_you_mean(name, spec.model_names())}; '
-                    f"its models are: {', '.join(spec.model_names())}"])
-    if args.cv_folds:
+    if models is not None:
+        conf["models"] = models
+    if args.cv_folds is not None:
         conf["cv_folds"] = args.cv_folds
     outcome = run_experiment(project, spec.experiment, conf)
     end = ending(spec, outcome.files, outcome.state)

@@ -19,13 +19,14 @@ from typing import Any
 import pandas as pd
 
 from dag_factory.artifacts.champion_store import current_card
-from dag_factory.artifacts.layout import MODEL_ERROR, MODEL_FILE, MODEL_METRICS, RunFiles
+from dag_factory.artifacts.layout import MODEL_ERROR, MODEL_FILE, MODEL_METRICS, RunFiles, runs_dir
 from dag_factory.artifacts.records import DataProfile, Leaderboard, ModelFailure, RunMeta, SkipNote, StopReason
 from dag_factory.errors import DataError, NothingToDo, RunFailed, TrackingError, UntrustedModel
 from dag_factory.render.plots import draw_model_plots
 from dag_factory.render.profile import log_profile, profile_markdown
 from dag_factory.render.report import add_champion_pages, write_report
 from dag_factory.render.tables import leaderboard_table
+from dag_factory.spec.overrides import apply_overrides
 from dag_factory.spec.schema import Catalog, ExperimentSpec, config_fingerprint
 from dag_factory.steps import outcome
 from dag_factory.steps.load import Attempt, load_data
@@ -36,8 +37,8 @@ from dag_factory.steps.select import select as select_winner
 from dag_factory.steps.skip import record_training, unchanged_reason
 from dag_factory.steps.train import train_model
 from dag_factory.storage.files import read_parquet, write_parquet, write_text
-from dag_factory.storage.location import StoragePath, remove_tree, require_bucket
-from dag_factory.storage.publish import building, local_folder
+from dag_factory.storage.location import StoragePath, is_local, remove_tree, require_bucket
+from dag_factory.storage.publish import JUST_STARTED_SECONDS, building, local_folder, sweep_partials
 from dag_factory.tracking import NoTracking, Tracker, tracker_for
 
 log = logging.getLogger(__name__)
@@ -65,10 +66,9 @@ class Run:
     def of(cls, spec: ExperimentSpec, catalog: Catalog, project_root: Path, results: StoragePath, run_id: str,
            models: list[str] | None = None, force: bool = False, cv_folds: int | None = None,
            attempt: Attempt = Attempt()) -> Run:
-        """A run of ``spec``, with the trigger's params (models, cv_folds, force) applied."""
-        if cv_folds is not None:
-            spec = spec.model_copy(update={"cv": spec.cv.model_copy(update={"folds": int(cv_folds)})})
-        return cls(spec, catalog, project_root, results, run_id, tuple(models or spec.model_names()), force, attempt,
+        """A run of ``spec``, with the trigger's params (models, cv_folds, force) checked like the spec and applied."""
+        spec, chosen = apply_overrides(spec, models, cv_folds)
+        return cls(spec, catalog, project_root, results, run_id, tuple(chosen), force, attempt,
                    tracker_for(spec, run_id))
 
 
@@ -80,12 +80,23 @@ def load(run: Run) -> dict[str, Any]:
     """
     files = run.files
     require_bucket(files.folder)
+    _sweep_killed_runs(run)
     with recording_stop_reason(files), local_folder(files.download_cache) as cache:
         run.tracker.start()
         frame, origin = load_data(run.spec.data, cache_dir=cache, base=run.project_root, attempt=run.attempt)
     write_parquet(_text_safe(frame), files.raw)
     log.info("Loaded %d rows x %d columns from %s into %s", len(frame), frame.shape[1], origin, files.raw)
     return {"raw_path": str(files.raw), "rows": int(len(frame)), "columns": int(frame.shape[1]), "source": origin}
+
+
+def _sweep_killed_runs(run: Run) -> None:
+    """Remove the half-built model folders (``models/.<name>.partial``) that killed runs of the experiment left."""
+    runs = runs_dir(run.results, run.spec.experiment)
+    if not is_local(runs):
+        return  # on an object store a model is built in a temporary folder: nothing is left behind
+    for folder in runs.glob("*/models"):
+        for leftover in sweep_partials(folder, min_age_seconds=JUST_STARTED_SECONDS):
+            log.warning("Removed %s, left by a run that was killed while training", leftover)
 
 
 def profile(run: Run) -> dict[str, Any]:

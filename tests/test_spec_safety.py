@@ -247,3 +247,58 @@ def test_run_of_a_name_whose_file_does_not_parse_points_at_that_file(project, ca
     code = main(["--project", str(project.root), "run", "wine_x"])
     err = capsys.readouterr().err
     assert code == 2 and "other_file.yaml" in err and "line 3 starts with a tab" in err
+
+
+# --- a run's overrides ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--cv-folds", "1"], "--cv-folds: 1 is refused as the spec's cv.folds would be: Input should be greater than or "
+                          "equal to 2"),
+    (["--cv-folds", "100000"], "--cv-folds: 100000 is refused as the spec's cv.folds would be: Input should be less "
+                               "than or equal to 20"),
+    (["--models", ","], "--models: no model named; name at least one of logistic_regression, random_forest"),
+    (["--models", "logistic_regression,svn"], '--models: "svn" is not a model of hostile; its models are: '
+                                             "logistic_regression, random_forest"),
+])
+def test_run_overrides_are_refused_by_the_spec_rules_before_airflow_starts(project, capsys, flags, message):
+    (project.experiments / "hostile.yaml").write_text(fast_spec("hostile"), encoding="utf-8")
+    assert main(["--project", str(project.root), "run", "hostile", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: the overrides of run hostile: 1 problem(s):\n  - {message}\n"
+    assert not (project.root / "results").exists()  # refused before any run started
+
+
+def test_a_trigger_s_params_go_through_the_same_checks(project):
+    """Airflow checks the params' JSON schema at trigger time; the run applies them through the spec's rules."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from dag_factory.airflow.dag import experiment_dag
+    from dag_factory.workflow import Run
+
+    path = project.experiments / "hostile.yaml"
+    path.write_text(fast_spec("hostile"), encoding="utf-8")
+    catalog = load_catalog(project.models)[0]
+    spec = load_experiment(path, catalog, project_root=project.root)
+    dag = experiment_dag(spec, catalog, project, path)
+    cv_folds = dag.params.get_param("cv_folds")
+    assert (cv_folds.schema["minimum"], cv_folds.schema["maximum"]) == (2, 20)  # from the spec's cv.folds
+    for bad in (1, 21):
+        with pytest.raises(ParamValidationError):
+            cv_folds.resolve(bad)
+    with pytest.raises(SpecError, match=r"params.cv_folds: 1 is refused as the spec's cv.folds would be"):
+        Run.of(spec, catalog, project.root, project.root / "results", "r", cv_folds=1)
+    with pytest.raises(SpecError, match="params.models: no model named"):
+        Run.of(spec, catalog, project.root, project.root / "results", "r", models=[])
+    assert Run.of(spec, catalog, project.root, project.root / "results", "r", cv_folds=4).spec.cv.folds == 4
+
+
+def test_what_a_retry_cannot_fix_fails_at_once_and_what_it_may_fix_is_retried():
+    from dag_factory.errors import (
+        DataError, DownloadError, ModelError, RunFailed, TrackingError, UntrustedModel, is_permanent,
+    )
+
+    for permanent in (SpecError("x", ["y"]), DataError("x"), ModelConfigError("x"), UntrustedModel("x"), RunFailed("x")):
+        assert is_permanent(permanent), permanent
+    for transient in (DownloadError("x"), TrackingError("x"), ModelError("x"), OSError("x")):
+        assert not is_permanent(transient), transient

@@ -100,3 +100,31 @@ def test_a_connection_on_a_scheme_airflow_serves_goes_through_object_storage_pat
     assert read_json(folder / "leaderboard.json")["decision"]["promoted"]
     assert current_card(results, "through_airflow").run_id == "r1"
     assert (tmp_path / "results" / "best" / "through_airflow" / "champion.json").is_file()  # no links: a pointer
+
+
+def test_the_next_run_removes_what_a_killed_run_left_but_not_what_a_live_one_is_building(tmp_path):
+    """A killed train task leaves models/.<model>.partial; the next run's load step sweeps it, unless it is in use."""
+    import fcntl
+    import os
+    import time
+
+    from dag_factory.workflow import load
+    from evaluation_support import run_of
+
+    spec = quick_spec("swept", "  - model: logistic_regression\n")
+    models = tmp_path / "results" / "runs" / "swept"
+    killed, live, young = (models / run / "models" / ".svm.partial" for run in ("killed", "live", "young"))
+    for folder in (killed, live, young):
+        folder.mkdir(parents=True)
+        (folder / "model.skops").write_text("half a model")
+    an_hour_ago = time.time() - 3600
+    for folder in (killed, live):
+        os.utime(folder, (an_hour_ago, an_hour_ago))
+    builder = os.open(live, os.O_RDONLY)  # a live train task holds its scratch folder's lock, as building() does
+    fcntl.flock(builder, fcntl.LOCK_EX)
+    try:
+        load(run_of(spec, tmp_path / "results", "next"))
+    finally:
+        os.close(builder)
+    assert not killed.exists()
+    assert live.exists() and young.exists()  # one is being built, the other may not hold its lock yet

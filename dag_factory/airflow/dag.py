@@ -22,6 +22,7 @@ from dag_factory.errors import ModelConfigError, ModelTimeout, NothingToDo, Spec
 from dag_factory.project import Project
 from dag_factory.render.dag_doc import experiment_doc, invalid_spec_doc
 from dag_factory.spec.loader import load_catalog, load_experiments
+from dag_factory.spec.overrides import cv_folds_schema
 from dag_factory.spec.schema import Catalog, ExperimentSpec
 from dag_factory.storage.location import LOCAL_SCHEMES, scheme_of
 
@@ -125,8 +126,7 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
     params = {
         "models": Param(names, type="array", items={"type": "string", "enum": names}, minItems=1,
                         description="Models to train in this run (the others show as skipped)."),
-        "cv_folds": Param(spec.cv.folds, type="integer", minimum=2, maximum=20,
-                          description="Cross-validation folds for every model."),
+        "cv_folds": Param(spec.cv.folds, **cv_folds_schema(), description="Cross-validation folds for every model."),
         "force": Param(False, type="boolean",
                        description="Retrain even when the data has not changed since the champion was trained."),
     }

@@ -1,8 +1,9 @@
 """Run one experiment's DAG end to end through Airflow on this machine, no server needed.
 
 ``dag.test()`` runs a real DAG run against the metadata database (embedded SQLite in the
-project's ``.airflow/`` by default). The parent process tees everything the run prints into
-``run.log`` inside the run folder.
+project's ``.airflow/`` by default). The child announces the run id before the run starts, and
+the parent tees everything the run prints into ``run.log`` inside that run folder as it comes,
+so a killed run keeps its log (on an object store, the log is uploaded when the parent ends).
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from dag_factory.artifacts.layout import RunFiles
 from dag_factory.errors import SpecError
 from dag_factory.project import Project
 from dag_factory.storage.files import write_text
-from dag_factory.storage.location import StoragePath
+from dag_factory.storage.location import StoragePath, is_local
+
+#: The line the child prints before the DAG run starts, so the parent knows the run folder.
+RUN_ID_LINE = "dag-factory run id: "
 
 
 @dataclass
@@ -53,23 +58,66 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
     env = {**os.environ, **airflow_environment(project)}
     with tempfile.TemporaryDirectory() as scratch:
         outcome_file = Path(scratch) / "outcome.json"
-        log_file = Path(scratch) / "run.log"
         command = [sys.executable, "-m", "dag_factory.airflow.runner", experiment, str(outcome_file),
                    json.dumps(conf or {})]
-        with log_file.open("w", encoding="utf-8") as log, subprocess.Popen(
+        with RunLog(Path(scratch)) as log, subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         ) as child:
             assert child.stdout is not None
             for line in child.stdout:
+                if line.startswith(RUN_ID_LINE):
+                    log.open(RunFiles.of(results, experiment, line.removeprefix(RUN_ID_LINE).strip()).log)
+                    continue
                 sys.stdout.write(line)
                 log.write(line)
         if not outcome_file.exists():
             raise RuntimeError(f"the Airflow run of {experiment} ended (exit code {child.returncode}) before it "
                                f"started a DAG run; see the output above")
         outcome = json.loads(outcome_file.read_text())
-        files = RunFiles.of(results, experiment, outcome["run_id"])
-        write_text(files.log, log_file.read_text(encoding="utf-8"))
-    return RunOutcome(state=outcome["state"], run_id=outcome["run_id"], files=files)
+    return RunOutcome(state=outcome["state"], run_id=outcome["run_id"],
+                      files=RunFiles.of(results, experiment, outcome["run_id"]))
+
+
+class RunLog:
+    """The run's ``run.log``, written line by line from the moment the run folder is known.
+
+    Lines printed before that (the parse, the migration) are kept and written first. On a disk
+    each line is flushed as it comes; an object store gets the whole log when the run ends, or
+    when the parent is interrupted.
+    """
+
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = scratch
+        self.early: list[str] = []
+        self.target: StoragePath | None = None
+        self.handle: IO[str] | None = None
+
+    def open(self, target: StoragePath) -> None:
+        """Start writing into ``target``: on a disk the file itself, elsewhere a local copy uploaded at the end."""
+        self.target = target
+        local = target if is_local(target) else self.scratch / "run.log"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = local.open("a", encoding="utf-8")
+        for line in self.early:
+            self.write(line)
+        self.early = []
+
+    def write(self, line: str) -> None:
+        if self.handle is None:
+            self.early.append(line)
+            return
+        self.handle.write(line)
+        self.handle.flush()
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is None:
+            return
+        self.handle.close()
+        if self.target is not None and not is_local(self.target):
+            write_text(self.target, (self.scratch / "run.log").read_text(encoding="utf-8"))
 
 
 def _results_of(project: Project, experiment: str) -> StoragePath:
@@ -90,6 +138,8 @@ def migrate_database() -> None:
 def _run_in_this_process(experiment: str, outcome_file: Path, conf: dict[str, Any]) -> int:
     """Child side: migrate the DB, parse dags/, run the DAG with dag.test(), record the outcome."""
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.types import DagRunType
 
     migrate_database()
     bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
@@ -102,7 +152,10 @@ def _run_in_this_process(experiment: str, outcome_file: Path, conf: dict[str, An
         print(f"No DAG {experiment} in {os.environ['AIRFLOW__CORE__DAGS_FOLDER']}; run `validate` to see why",
               file=sys.stderr)
         return 2
-    dag_run = dag.test(run_conf=conf)
+    when = datetime.now(UTC)  # the run's logical date: its run id is known before the run starts
+    print(f"{RUN_ID_LINE}{DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=when, run_after=when)}",
+          flush=True)
+    dag_run = dag.test(run_after=when, logical_date=when, run_conf=conf)
     outcome_file.write_text(json.dumps({"state": str(dag_run.state), "run_id": dag_run.run_id}))
     return 0 if str(dag_run.state) == "success" else 1
 

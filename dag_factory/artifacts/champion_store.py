@@ -22,7 +22,7 @@ from pathlib import Path
 from dag_factory.artifacts.layout import CARD_JSON, MANIFEST, MODEL_FILE, POINTER, best_dir, versions_dir
 from dag_factory.artifacts.model_file import check_model_file
 from dag_factory.artifacts.records import ChampionPointer, ModelCard
-from dag_factory.errors import ModelError, UntrustedModel
+from dag_factory.errors import UntrustedModel
 from dag_factory.storage.files import fsync_dir, manifest_problems, sha256_file
 from dag_factory.storage.location import S3_SCHEMES, StoragePath, ensure_parent, is_local
 from dag_factory.storage.publish import building, sweep_partials
@@ -73,7 +73,7 @@ class LinkStore:
     def staging(self, version: str) -> Iterator[Path]:
         """A folder in which the new champion is assembled; it becomes versions/<version> whole, SHA256SUMS last."""
         if self.link.exists() and not self.link.is_symlink():
-            raise ModelError(f"{self.link} is a plain folder, not a champion link; move it away and run again")
+            raise UntrustedModel(f"{self.link} is a plain folder, not a champion link; move it away and run again")
         with building(self.versions / version, last=MANIFEST) as staging:
             yield staging
 
@@ -167,7 +167,7 @@ class PointerStore:
 def current_card(results: StoragePath, experiment: str) -> ModelCard | None:
     """The current champion's model card, or None when nothing was promoted yet.
 
-    Raises ModelError when a file of the champion no longer matches its recorded SHA-256.
+    Raises UntrustedModel when a file of the champion no longer matches its recorded SHA-256, or the model is refused.
     """
     folder = champion_store(results, experiment).current()
     return None if folder is None else verified_card(folder)

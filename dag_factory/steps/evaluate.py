@@ -17,7 +17,7 @@ from sklearn.base import clone
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from dag_factory.artifacts.records import AtDefaultThreshold, MeanStd, ThresholdReport
-from dag_factory.errors import ModelError
+from dag_factory.errors import ModelConfigError
 from dag_factory.spec.schema import CVSpec, ExperimentSpec
 from dag_factory.steps.metrics import DEFAULT_THRESHOLD, classification_metrics, mean_std, summarize, threshold_for_recall
 
@@ -59,7 +59,7 @@ def target_recall_of(spec: ExperimentSpec, n_classes: int) -> float | None:
     if spec.selection.threshold is None:
         return None
     if n_classes != 2:
-        raise ModelError(
+        raise ModelConfigError(
             f"experiment {spec.experiment}: selection.threshold applies to binary targets only, and this target "
             f"has {n_classes} classes; remove selection.threshold from the spec"
         )

@@ -20,7 +20,7 @@ from dag_factory.artifacts.model_file import load_model
 from dag_factory.artifacts.records import (
     Decision, HistoryEntry, Leaderboard, MeanStd, ModelCard, RankedRow, RunMeta, history_text,
 )
-from dag_factory.errors import ModelError
+from dag_factory.errors import ModelError, UntrustedModel
 from dag_factory.spec.schema import ExperimentSpec
 from dag_factory.steps.card import model_card
 from dag_factory.steps.metrics import metric_is_better
@@ -158,7 +158,7 @@ def _install(store: LinkStore | PointerStore, current: StoragePath | None, files
     with store.staging(version) as staging:
         copy_file(trained / MODEL_FILE, staging / MODEL_FILE)
         if sha256_file(staging / MODEL_FILE) != winner.model_sha256:
-            raise ModelError(f"{trained / MODEL_FILE} does not match the SHA-256 its training recorded; "
+            raise UntrustedModel(f"{trained / MODEL_FILE} does not match the SHA-256 its training recorded; "
                              "champion kept")
         copy_file(trained / MODEL_METRICS, staging / MODEL_METRICS)
         board.write(staging / LEADERBOARD)  # with this promotion's decision

@@ -6,6 +6,7 @@ only the scheduler is left out.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import yaml
@@ -41,6 +42,12 @@ def quick_spec(name: str, models: str, extra: str = "") -> ExperimentSpec:
 def shipped_spec(name: str = "breast_cancer") -> ExperimentSpec:
     """The spec shipped in experiments/, as a user runs it."""
     return spec_from_text((REPO / "experiments" / f"{name}.yaml").read_text(encoding="utf-8"))
+
+
+def private_copy(folder: Path, to: Path) -> Path:
+    """A copy of ``folder`` (links copied as links) that a test may damage; returns ``to``."""
+    shutil.copytree(folder, to, symlinks=True)
+    return to
 
 
 def run_of(spec: ExperimentSpec, results, run_id: str, models: dict[str, CatalogEntry] | None = None,

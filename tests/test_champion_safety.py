@@ -25,10 +25,8 @@ from dag_factory.errors import ModelConfigError, RunFailed, UntrustedModel
 from dag_factory.steps.outcome import EXIT_DECIDED, EXIT_UNDECIDED, ending
 from dag_factory.steps.predict import load_champion
 from dag_factory.storage.files import read_json, sha256_file, write_json, write_manifest
-from evaluation_support import catalog, run_of, run_steps, spec_from_text
-
-EXPERIMENT = "guarded"
-SPEC = spec_from_text(fast_spec(EXPERIMENT, "  - model: logistic_regression\n"))
+from evaluation_support import catalog, private_copy, run_of
+from test_promotion import EXPERIMENT, STRONG, WEAK, promote_run, train_run
 
 
 def small_data() -> tuple[pd.DataFrame, np.ndarray]:
@@ -110,18 +108,16 @@ def test_a_model_holding_an_untrusted_type_is_refused_when_saved(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """A results folder whose champion is a logistic regression, trained in-process."""
+    """results/ whose champion is the promotion tests' weak run (a one-tree stump)."""
     results = tmp_path_factory.mktemp("guarded") / "results"
-    run_steps(SPEC, results, "first")
+    promote_run(results, WEAK, train_run(results, WEAK, "weak"))
     return results
 
 
 @pytest.fixture
-def results(trained, tmp_path) -> Path:
-    """A private copy of the trained results, so a test may rewrite its champion."""
-    copy = tmp_path / "results"
-    shutil.copytree(trained, copy, symlinks=True)
-    return copy
+def promoted(trained, tmp_path) -> Path:
+    """A private copy of ``trained``, so a test may rewrite its champion."""
+    return private_copy(trained, tmp_path / "results")
 
 
 class RunsACommand:
@@ -144,31 +140,31 @@ def rewrite_champion(results: Path, data: bytes) -> None:
     write_manifest(folder)
 
 
-def test_a_pickle_that_would_run_a_command_is_never_loaded(results, tmp_path):
+def test_a_pickle_that_would_run_a_command_is_never_loaded(promoted, tmp_path):
     marker = tmp_path / "the-command-ran"
-    rewrite_champion(results, pickle.dumps(RunsACommand(marker)))
+    rewrite_champion(promoted, pickle.dumps(RunsACommand(marker)))
     with pytest.raises(UntrustedModel) as refused:
-        load_champion(results, EXPERIMENT)
+        load_champion(promoted, EXPERIMENT)
     assert str(refused.value) == (
-        f"{best_dir(results, EXPERIMENT).resolve() / MODEL_FILE} is not a model in the skops format (BadZipFile); "
+        f"{best_dir(promoted, EXPERIMENT).resolve() / MODEL_FILE} is not a model in the skops format (BadZipFile); "
         "refusing to load it (a pickle, such as a model.joblib of an older version, can run code when loaded); "
         "re-run the experiment to save a fresh model")
     assert not marker.exists()
 
 
-def test_a_skops_file_naming_a_dangerous_function_is_refused(results, tmp_path):
-    rewrite_champion(results, skops.io.dumps({"estimator": os.system}))
+def test_a_skops_file_naming_a_dangerous_function_is_refused(promoted, tmp_path):
+    rewrite_champion(promoted, skops.io.dumps({"estimator": os.system}))
     with pytest.raises(UntrustedModel, match=r"holds types that are not trusted \(posix.system\); refusing to load it"):
-        load_champion(results, EXPERIMENT)
+        load_champion(promoted, EXPERIMENT)
 
 
-def test_the_predict_command_refuses_a_rewritten_champion_with_one_line(results, tmp_path, capsys):
-    root = results.parent
+def test_the_predict_command_refuses_a_rewritten_champion_with_one_line(promoted, tmp_path, capsys):
+    root = promoted.parent
     (root / "experiments").mkdir()
     (root / "experiments" / f"{EXPERIMENT}.yaml").write_text(fast_spec(EXPERIMENT, "  - model: logistic_regression\n"))
     shutil.copytree(Path(__file__).resolve().parents[1] / "models", root / "models")
     marker = tmp_path / "the-command-ran"
-    rewrite_champion(results, pickle.dumps(RunsACommand(marker)))
+    rewrite_champion(promoted, pickle.dumps(RunsACommand(marker)))
     pd.DataFrame({"mean radius": [1.0]}).to_csv(tmp_path / "rows.csv", index=False)
     assert main(["--project", str(root), "predict", EXPERIMENT, str(tmp_path / "rows.csv")]) == 2
     error = capsys.readouterr().err
@@ -181,21 +177,21 @@ def test_the_predict_command_refuses_a_rewritten_champion_with_one_line(results,
     (True, True, "{model} is not a model in the skops format (BadZipFile); refusing to load it"),
     (True, False, "the champion in {folder} was changed after promotion ({folder}/history.jsonl has SHA-256"),
 ])
-def test_a_run_against_a_rewritten_champion_stops_undecided_with_that_sentence(results, tmp_path, force,
+def test_a_run_against_a_rewritten_champion_stops_undecided_with_that_sentence(promoted, tmp_path, force,
                                                                              checksums_too, sentence):
     from dag_factory.workflow import run_steps as run_workflow, select
 
     marker = tmp_path / "the-command-ran"
-    rewrite_champion(results, pickle.dumps(RunsACommand(marker)))
-    folder = best_dir(results, EXPERIMENT).resolve()
+    rewrite_champion(promoted, pickle.dumps(RunsACommand(marker)))
+    folder = best_dir(promoted, EXPERIMENT).resolve()
     if not checksums_too:
         (folder / "history.jsonl").write_text("tampered\n")  # one file no longer matches SHA256SUMS
     sentence = sentence.format(model=folder / MODEL_FILE, folder=folder)
-    run = run_of(SPEC, results, "second", catalog(), force=force)
+    run = run_of(STRONG, promoted, "second", catalog(), force=force)
     with pytest.raises(UntrustedModel) as refused:
         run_workflow(run)
     assert str(refused.value).startswith(sentence)
-    end = ending(SPEC, run.files, "failed")
+    end = ending(STRONG, run.files, "failed")
     assert end.code == EXIT_UNDECIDED and end.line.startswith(f"NOT DECIDED: {sentence}")
     with pytest.raises(RunFailed) as stopped:  # select and report fail with the same sentence
         select(run)
@@ -203,25 +199,8 @@ def test_a_run_against_a_rewritten_champion_stops_undecided_with_that_sentence(r
     assert not marker.exists()
 
 
-def test_a_champion_that_cannot_be_loaded_for_re_scoring_fails_the_promotion_loudly(results, tmp_path):
-    """When the folds changed, the champion is re-scored: a refused model stops the run instead of being skipped."""
-    marker = tmp_path / "the-command-ran"
-    rewrite_champion(results, pickle.dumps(RunsACommand(marker)))
-    other_folds = spec_from_text(fast_spec(EXPERIMENT, "  - model: logistic_regression\n").replace("folds: 3", "folds: 4"))
-    run = run_of(other_folds, results, "third", catalog())
-    with pytest.raises(UntrustedModel, match="is not a model in the skops format"):
-        from dag_factory.workflow import run_steps as run_workflow
-
-        run_workflow(run)
-    end = ending(other_folds, run.files, "failed")
-    assert end.code == EXIT_UNDECIDED and "is not a model in the skops format" in end.line
-    assert not marker.exists()
-
-
-def test_a_run_that_decided_ends_with_exit_code_zero(trained):
-    from dag_factory.workflow import Run
-
-    files = Run.of(SPEC, catalog(), Path("."), trained, "first").files
-    end = ending(SPEC, files, "success")
+def test_a_run_that_decided_ends_with_exit_code_zero(promoted):
+    files = run_of(WEAK, promoted, "weak").files
+    end = ending(WEAK, files, "success")
     assert (end.code, end.line) == (EXIT_DECIDED, "DECIDED: promoted (no champion yet)")
 

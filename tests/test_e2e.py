@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
 
 from conftest import run_dag, task_instances
 from dag_factory.storage.files import read_json
-from dag_factory.artifacts.layout import best_dir
+from dag_factory.artifacts.layout import best_dir, safe_run_id
+from dag_factory.cli import main
 from dag_factory.artifacts.model_file import load_model
 
 pytestmark = pytest.mark.airflow
@@ -78,13 +80,17 @@ def test_train_task_is_mapped_with_model_names_as_map_indexes(first_run, airflow
     assert tasks == {"load_data", "profile", "preprocess", "train", "select", "promote", "report"}
 
 
-def test_second_run_on_same_data_skips_training_unless_forced(first_run, airflow_db):
+def test_second_run_on_same_data_skips_training_unless_forced(first_run, airflow_db, capsys):
     project, first = first_run
-    skipped = run_dag(project, "breast_cancer")
-    assert skipped.state == "success"
-    states = {r["task_id"]: r["state"] for r in task_instances(airflow_db, "breast_cancer", skipped.run_id)}
+    assert main(["--project", str(project.root), "run", "breast_cancer"]) == 0  # the command a user types
+    printed = capsys.readouterr().out
+    run_id = re.search(r"^DAG run (\S+): success$", printed, re.MULTILINE).group(1)
+    assert "DECIDED: the champion stands; data and spec unchanged since the champion was trained" in printed
+    assert "(exit code 0)" in printed
+    states = {r["task_id"]: r["state"] for r in task_instances(airflow_db, "breast_cancer", run_id)}
     assert states["preprocess"] == "skipped" and states["train"] == "skipped" and states["promote"] == "skipped"
-    assert "data and spec unchanged since the champion was trained" in (skipped.folder / "run.log").read_text()
+    log = (project.results / "runs" / "breast_cancer" / safe_run_id(run_id) / "run.log").read_text()
+    assert "data and spec unchanged since the champion was trained" in log
 
     forced = run_dag(project, "breast_cancer", force=True)
     assert forced.state == "success"

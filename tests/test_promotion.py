@@ -27,7 +27,7 @@ from dag_factory.spec.schema import ExperimentSpec
 from dag_factory.steps import promote as promotion
 from dag_factory.storage.files import MANIFEST, manifest_problems, read_json
 from dag_factory.workflow import report
-from evaluation_support import run_of, run_steps
+from evaluation_support import private_copy, run_of, run_steps
 
 EXPERIMENT = "promo"
 #: Every file-system call promote makes; the SIGKILL test stops the process before each in turn.
@@ -75,9 +75,7 @@ def trained(tmp_path_factory) -> Path:
 @pytest.fixture
 def results(trained, tmp_path) -> Path:
     """A private copy of the trained results (the champion link copied as a link)."""
-    copy = tmp_path / "results"
-    shutil.copytree(trained, copy, symlinks=True)
-    return copy
+    return private_copy(trained, tmp_path / "results")
 
 
 def run_dir(results: Path, run_id: str) -> Path:

@@ -1,10 +1,13 @@
 """Model faults through real Airflow runs: each failing model fails alone, loudly, and loses nothing.
 
 One DAG run trains seven models, five of them faulty: a scikit-learn estimator with an invalid
-solver (fails at fit), a numerical error, a model past the train task's timeout, a misspelt
-hyperparameter, and a model whose first attempt fails (its retry succeeds). A second run in
-which every model fails must keep the first run's champion. Faulty estimators live in a small
-module on the path, allowed through DAG_FACTORY_ALLOWED_MODULES as a user would.
+solver (Airflow's parse does not import scikit-learn, so the train task refuses it before fitting,
+without a retry), a numerical error (retried once, as its entry asks), a model past the train
+task's timeout, a misspelt hyperparameter, and a model whose first attempt fails (its retry
+succeeds). A second run in which every model fails must keep the first run's champion. Faulty
+estimators live in a small module on the path, allowed through DAG_FACTORY_ALLOWED_MODULES as a
+user would. The exit codes of `dag-factory run` are read off both runs, and a third run is killed
+while it trains.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ MODELS = """\
   - model: bad_solver
     retries: 1
   - model: numeric
+    retries: 1
   - model: slow
   - model: logistic_regression
     name: typo
@@ -94,7 +98,8 @@ MODELS = """\
 ALL_FAIL = "  - model: bad_solver\n  - model: numeric\n"
 FAULTY = ["bad_solver", "numeric", "slow", "typo"]
 ERRORS = {
-    "bad_solver": "InvalidParameterError: The 'solver' parameter of LogisticRegression must be",
+    "bad_solver": "ModelConfigError: model \"bad_solver\": params.solver: The 'solver' parameter of LogisticRegression "
+                  "must be",
     "numeric": "FloatingPointError: divide by zero encountered in log",
     "slow": "model slow exceeded its time limit of 15s (timeout_minutes in the spec)",
     "typo": 'model "typo": params.Cc is not a parameter of LogisticRegression (did you mean "C"?)',
@@ -171,9 +176,11 @@ def test_a_failing_model_fails_only_its_task_and_is_listed_with_its_error(runs, 
 def test_each_model_gets_its_own_retries_and_a_wrong_param_name_is_not_retried(runs, airflow_db):
     project, first, _, _ = runs
     tries = {n: ti["try_number"] for n, ti in trains(airflow_db, first.run_id).items()}
-    assert tries == {"logistic_regression": 1, "random_forest": 1, "bad_solver": 2, "numeric": 1, "slow": 1,
+    assert tries == {"logistic_regression": 1, "random_forest": 1, "bad_solver": 1, "numeric": 2, "slow": 1,
                      "typo": 1, "flaky": 2}
-    assert "not retried: fix the spec or models/logistic_regression.yaml" in (first.folder / "run.log").read_text()
+    log = (first.folder / "run.log").read_text()
+    assert "not retried: fix the spec or models/logistic_regression.yaml" in log
+    assert "not retried: fix the spec or models/bad_solver.yaml" in log
 
 
 def test_a_retried_model_keeps_no_trace_of_its_failed_attempt(runs):
@@ -193,7 +200,7 @@ def test_when_every_model_fails_nothing_is_promoted_and_the_champion_is_intact(r
                                                  "preprocess": "success", "select": "failed",
                                                  "promote": "upstream_failed", "report": "failed"}
     log = (second.folder / "run.log").read_text()
-    assert re.search(r"nothing was promoted: every model failed: bad_solver: InvalidParameterError: .*; "
+    assert re.search(r"nothing was promoted: every model failed: bad_solver: ModelConfigError: .*; "
                      r"numeric: FloatingPointError: divide by zero encountered in log", log)
     best = best_dir(project.results, "faults")
     assert {p.name: p.read_bytes() for p in best.iterdir()} == champion_files
@@ -246,3 +253,56 @@ def test_no_default_password_and_login_stays_on():
     offenders = [f for f in files if not f.startswith("tests/") and (REPO / f).is_file()
                  and pattern.search((REPO / f).read_text(errors="ignore"))]
     assert offenders == []
+
+
+def test_the_exit_code_says_whether_the_run_decided(runs):
+    """`dag-factory run` exits 3 when some models failed but the run decided, 1 when nothing could be decided."""
+    from dag_factory.steps.outcome import EXIT_DECIDED_WITH_FAILED_MODELS, EXIT_UNDECIDED, ending
+    from evaluation_support import spec_from_text
+
+    project, first, second, _ = runs
+    decided = ending(spec_from_text(spec_text(MODELS)), first.files, first.state)
+    assert decided.code == EXIT_DECIDED_WITH_FAILED_MODELS
+    assert decided.line.startswith("DECIDED WITH FAILED MODELS: promoted (no champion yet); 4 of 7 model(s) failed: "
+                                   "bad_solver, numeric, slow, typo")
+    undecided = ending(spec_from_text(spec_text(ALL_FAIL)), second.files, second.state)
+    assert undecided.code == EXIT_UNDECIDED
+    assert undecided.line.startswith("NOT DECIDED: nothing was promoted: every model failed: bad_solver: ")
+
+
+def test_a_killed_run_keeps_its_log_and_the_next_run_removes_what_it_left(runs):
+    """`dag-factory run` killed (SIGKILL, every process) while a model trains: run.log is in the run folder."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from dag_factory.spec.loader import load_catalog, load_experiment
+    from dag_factory.workflow import Run, load
+
+    project, _, _, _ = runs
+    path = write_experiment(project, "faults", spec_text("  - model: slow\n"))
+    env = {**os.environ, "PYTHONPATH": str(project.root / "lib"), "DAG_FACTORY_ALLOWED_MODULES": "faulty_models"}
+    command = [sys.executable, "-m", "dag_factory", "--project", str(project.root), "run", "faults", "--force"]
+    child = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while not (partial := next(project.results.glob("runs/faults/*/models/.slow.partial"), None)):
+            assert child.poll() is None and time.monotonic() < deadline, "the run never started training"
+            time.sleep(0.2)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    folder = partial.parents[1]
+    log = (folder / "run.log").read_text()
+    assert "Loaded 569 rows" in log and "Model slow (faulty_models.SlowClassifier)" in log
+
+    an_hour_later = time.time() - 3600  # the next run comes later; a just-started scratch folder is left alone
+    os.utime(partial, (an_hour_later, an_hour_later))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAG_FACTORY_ALLOWED_MODULES", "faulty_models")
+        catalog = load_catalog(project.models)[0]
+        spec = load_experiment(path, catalog, project_root=project.root)
+        load(Run.of(spec, catalog, project.root, project.results, "the_next_run"))
+    assert not partial.exists()

@@ -210,7 +210,7 @@ def test_a_bad_catalog_default_names_the_catalog_file_and_its_line(project, caps
     text = (project.models / "svm.yaml").read_text().replace("kernel: rbf", "kernel: rbff")
     code, err = validate_with(project, capsys, {"svm": text}, "  - model: svm\n")
     assert code == 1
-    assert (f"params.kernel: The 'kernel' parameter of SVC must be a str among") in err
+    assert "params.kernel: The 'kernel' parameter of SVC must be a str among" in err
     assert f"set in {project.models / 'svm.yaml'} (line 7)" in err
 
 

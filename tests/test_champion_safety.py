@@ -204,3 +204,18 @@ def test_a_run_that_decided_ends_with_exit_code_zero(promoted):
     end = ending(WEAK, files, "success")
     assert (end.code, end.line) == (EXIT_DECIDED, "DECIDED: promoted (no champion yet)")
 
+
+
+def test_a_decision_tree_whose_node_indices_point_outside_it_is_refused(tmp_path):
+    """scikit-learn follows a tree's node indices without bounds checks: a crafted tree could crash predict."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = small_data()
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(x[["a", "b"]].fillna(0), y)
+    state = forest.estimators_[1].tree_.__getstate__()
+    state["nodes"]["left_child"][0] = 10**6  # the root's left child far outside the tree
+    forest.estimators_[1].tree_.__setstate__(state)
+    save_model(forest, tmp_path / "model.skops")
+    with pytest.raises(UntrustedModel, match="holds a decision tree whose child indices point outside the tree or "
+                                             "back up it; refusing to use it"):
+        load_model(tmp_path / "model.skops")

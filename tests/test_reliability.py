@@ -12,8 +12,12 @@ while it trains.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -270,13 +274,55 @@ def test_the_exit_code_says_whether_the_run_decided(runs):
     assert undecided.line.startswith("NOT DECIDED: nothing was promoted: every model failed: bad_solver: ")
 
 
+def _kill_every_process_of(root: int) -> None:
+    """SIGKILL ``root`` and all its descendants, and wait until the kernel has torn them down.
+
+    Airflow's supervisor puts each task process in a process group of its own, so killing the
+    command's group alone would leave the training task running (and holding its folder's lock).
+    """
+    tree: set[int] = set()
+    while new := (_descendants(root) | {root}) - tree:  # stopped first, so none forks a child we miss
+        _signal(new, signal.SIGSTOP)
+        tree |= new
+    _signal(tree, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while alive := [pid for pid in tree if _state(pid) not in (None, "Z", "X")]:
+        assert time.monotonic() < deadline, f"processes of the killed run still alive: {alive}"
+        time.sleep(0.1)
+
+
+def _signal(pids: set[int], signal_number: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal_number)
+        except ProcessLookupError:
+            pass
+
+
+def _descendants(root: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def test_a_killed_run_keeps_its_log_and_the_next_run_removes_what_it_left(runs):
     """`dag-factory run` killed (SIGKILL, every process) while a model trains: run.log is in the run folder."""
-    import os
-    import signal
-    import sys
-    import time
-
     from dag_factory.spec.loader import load_catalog, load_experiment
     from dag_factory.workflow import Run, load
 
@@ -292,7 +338,7 @@ def test_a_killed_run_keeps_its_log_and_the_next_run_removes_what_it_left(runs):
             assert child.poll() is None and time.monotonic() < deadline, "the run never started training"
             time.sleep(0.2)
     finally:
-        os.killpg(child.pid, signal.SIGKILL)
+        _kill_every_process_of(child.pid)
         child.wait()
     folder = partial.parents[1]
     log = (folder / "run.log").read_text()

@@ -14,7 +14,10 @@ MLFLOW_VENV   := $(VENV)/mlflow-server
 MLFLOW_SERVER := $(MLFLOW_VENV)/bin/mlflow
 MLFLOW_VERSION = $(shell sed -n 's/^mlflow-skinny==//p' constraints.txt)
 
-.PHONY: setup run test validate ui mlflow bench lock clean
+# Test files run in parallel, one file per worker (a file's fixtures are shared by its tests).
+TEST_WORKERS ?= auto
+
+.PHONY: setup run test test-fast validate ui mlflow bench lock clean
 
 setup: $(STAMP)
 
@@ -36,7 +39,11 @@ $(MLFLOW_SERVER): constraints-mlflow-server.txt | $(STAMP)
 
 ## The whole test suite (what CI runs), with the MLflow server its tracking tests start.
 test: setup $(MLFLOW_SERVER)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+## The inner loop: every test that does not start Airflow (a minute or two).
+test-fast: setup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not airflow" $(PYTEST_ARGS)
 
 ## An MLflow tracking server and UI on http://localhost:$(MLFLOW_PORT) (SQLite and artifacts in .mlflow/).
 mlflow: setup $(MLFLOW_SERVER)

@@ -50,8 +50,18 @@ def server_environment(project: Project, port: int, home: Path | str | None = No
         "AIRFLOW__API__HOST": LOOPBACK,
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{LOOPBACK}:{port}/execution/",
+        "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM", str(default_parallelism())),
     })
     return env
+
+
+def default_parallelism() -> int:
+    """Task processes run at once by the LocalExecutor: one per CPU (Airflow's default, 32, swamps a laptop).
+
+    Training is CPU-bound, so more processes than cores only adds memory and switching.
+    Set ``AIRFLOW__CORE__PARALLELISM`` to choose another number.
+    """
+    return max(2, os.cpu_count() or 2)
 
 
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:

@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.12 (or another) for make")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==0.13.8"
-	$(BIN)/uv pip install --python $(BIN)/python --constraint constraints.txt --editable ".[$(EXTRAS)]"
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode --constraint constraints.txt --editable ".[$(EXTRAS)]"
 	touch $@
 
 ## Run one experiment end to end through Airflow (embedded SQLite, no server) and print its leaderboard.
@@ -34,7 +34,7 @@ run: setup
 
 $(MLFLOW_SERVER): constraints-mlflow-server.txt | $(STAMP)
 	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(MLFLOW_VENV)
-	$(BIN)/uv pip install --python $(MLFLOW_VENV)/bin/python --requirement constraints-mlflow-server.txt
+	$(BIN)/uv pip install --python $(MLFLOW_VENV)/bin/python --compile-bytecode --requirement constraints-mlflow-server.txt
 	touch $@
 
 ## The whole test suite (what CI runs), with the MLflow server its tracking tests start.

@@ -33,6 +33,7 @@ from dag_factory.steps.load import Attempt, load_data
 from dag_factory.steps.preprocess import preprocess as preprocess_data
 from dag_factory.steps.profile import profile as profile_data
 from dag_factory.steps.promote import promote as promote_winner
+from dag_factory.steps.baseline import baseline_row
 from dag_factory.steps.select import select as select_winner
 from dag_factory.steps.skip import record_training, unchanged_reason
 from dag_factory.steps.train import train_model
@@ -181,7 +182,7 @@ def record_model_failure(run: Run, model_name: str, error: str, trace: str = "")
 def select(run: Run) -> dict[str, Any]:
     """Write the leaderboard; fail with one reason when no model survived."""
     _require_data(run.files)
-    board = select_winner(run.spec, run.files, run.run_id)
+    board = select_winner(run.spec, run.files, run.run_id, baseline_row(run.spec, run.files))
     run.tracker.log_selection(board)
     if not board.ranked:
         raise RunFailed(f"no model to select: {board.decision.reason if board.decision else 'no model trained'}")

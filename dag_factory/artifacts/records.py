@@ -42,6 +42,27 @@ class CVProtocol(BaseModel):
     seed: int
 
 
+class PairedComparison(BaseModel):
+    """One model against a reference on the same CV folds: the mean gain and its corrected interval.
+
+    ``gain`` is how much better the model is than ``against`` (direction-aware: positive is better,
+    also for losses). The interval is the Nadeau-Bengio corrected resampled t interval.
+    """
+
+    against: str
+    metric: str
+    gain: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    p_value: float
+    folds: int
+
+    def interval(self) -> str:
+        """'+0.0012 [-0.0030, +0.0054]'."""
+        return f"{self.gain:+.4f} [{self.ci_low:+.4f}, {self.ci_high:+.4f}]"
+
+
 class RunMeta(Record):
     """data/meta.json: the cleaned data and its one split, as every later step needs them."""
 
@@ -136,6 +157,8 @@ class ThresholdReport(BaseModel):
     fold_values: MeanStd | None = None
     cv_recall: MeanStd | None = None
     cv_specificity: MeanStd | None = None
+    cv_precision: MeanStd | None = None
+    target_met: bool | None = None
     test_recall: float | None = None
     test_specificity: float | None = None
     at_default: AtDefaultThreshold | None = None
@@ -151,6 +174,7 @@ class ModelResult(Record):
     params: dict[str, Any]
     chosen_params: dict[str, Any]
     cv: dict[str, MeanStd]
+    fold_scores: dict[str, list[float]] = {}
     cv_protocol: CVProtocol
     test: dict[str, float]
     test_confusion_matrix: list[list[int]]
@@ -163,6 +187,7 @@ class ModelResult(Record):
     importance: Importance
     top_features: dict[str, float]
     importance_kind: str
+    complexity: int = 100
     plots: dict[str, str] = {}
     model_path: str = ""
     tracking: dict[str, str] = {}
@@ -188,6 +213,9 @@ class RankedRow(ModelResult):
     rank: int
     eligible: bool
     ineligible_reasons: list[str]
+    vs_leader: PairedComparison | None = None
+    verdict: str = ""
+    vs_baseline: PairedComparison | None = None
 
 
 class UnrankedRow(BaseModel):
@@ -198,6 +226,15 @@ class UnrankedRow(BaseModel):
     model: str | None = None
     error: str | None = None
     rank: None = None
+
+
+class BaselineRow(BaseModel):
+    """The chance baseline (DummyClassifier, prior) cross-validated on the same folds; never promoted."""
+
+    name: str = "baseline"
+    estimator: str = "sklearn.dummy.DummyClassifier(strategy='prior')"
+    cv: dict[str, MeanStd]
+    fold_scores: dict[str, list[float]]
 
 
 LeaderboardRow = Annotated[RankedRow | UnrankedRow, Field(discriminator="status")]
@@ -213,6 +250,7 @@ class Decision(BaseModel):
     challenger_score: float | None = None
     champion: str | None = None
     champion_score: float | None = None
+    vs_champion: PairedComparison | None = None
     repeated: bool = False
     path: str | None = None
     registered: dict[str, str] | None = None
@@ -233,6 +271,10 @@ class Leaderboard(Record):
     leaderboard: list[LeaderboardRow]
     failed: list[str]
     decision: Decision | None = None
+    leader: str | None = None
+    winner_reason: str | None = None
+    comparison_rule: str | None = None
+    baseline: BaselineRow | None = None
 
     @property
     def ranked(self) -> list[RankedRow]:
@@ -275,6 +317,8 @@ class CardConfusion(BaseModel):
 class CardSelection(BaseModel):
     ranking_rule: str
     require: dict[str, float]
+    winner_reason: str | None = None
+    comparison_rule: str | None = None
 
 
 class CardFeatures(BaseModel):

@@ -37,25 +37,37 @@ def mean_std(value: MeanStd) -> str:
 
 
 def leaderboard_table(board: Leaderboard) -> str:
-    """The leaderboard as an aligned text table (CV mean ± std), with the promotion decision.
+    """The leaderboard as an aligned text table (CV mean ± std, paired gain to the leader), with the decision.
 
     With ``selection.threshold`` the threshold-dependent columns are at each model's chosen threshold.
+    The chance baseline comes last; the winner is marked with ``*``.
     """
     metric = board.metric
     shown = (metric, *[c for c in LEADERBOARD_COLUMNS if c != metric])
     thresholds = bool(board.threshold)
-    header = ["#", "model", *[f"cv {m}" for m in shown], f"test {metric}", *(["threshold"] * thresholds), "fit s",
-              "status"]
+    header = ["#", "model", *[f"cv {m}" for m in shown], "gain vs leader [CI]", f"test {metric}",
+              *(["threshold"] * thresholds), "fit s", "status"]
     rows = []
     for row in board.leaderboard:
         if row.status != "ok":
             rows.append(["-", row.name, *[""] * (len(header) - 3), f"{row.status}: {row.error or ''}"[:60]])
             continue
-        status = "eligible" if row.eligible else "ineligible: " + "; ".join(row.ineligible_reasons)
+        status = row.verdict or "ranked"
+        status = f"{status}; ineligible: {'; '.join(row.ineligible_reasons)}" if not row.eligible else status
         threshold = [f"{row.threshold.value:.4f}"] if thresholds else []
-        rows.append([str(row.rank), row.name, *[mean_std(row.cv[m]) for m in shown], f"{row.test[metric]:.4f}",
+        rank = f"{row.rank}*" if row.name == board.winner else str(row.rank)
+        rows.append([rank, row.name, *[mean_std(row.cv[m]) for m in shown],
+                     row.vs_leader.interval() if row.vs_leader else "", f"{row.test[metric]:.4f}",
                      *threshold, f"{row.cv['fit_seconds'].mean:.2f}", status])
+    if board.baseline is not None:
+        rows.append(["-", board.baseline.name, *[mean_std(board.baseline.cv[m]) for m in shown], "", "",
+                     *([""] * thresholds), f"{board.baseline.cv['fit_seconds'].mean:.2f}",
+                     "chance baseline (DummyClassifier, prior); never promoted"])
     lines = [table(header, rows)]
+    if board.comparison_rule:
+        lines += ["", f"Gains: {board.comparison_rule}."]
+    if board.winner_reason:
+        lines += [f"WINNER (*): {board.winner_reason}"]
     if board.decision:
         lines += ["", ("PROMOTED: " if board.decision.promoted else "NOT PROMOTED: ") + board.decision.reason]
     return "\n".join(lines)

@@ -170,6 +170,12 @@ class SelectionSpec(StrictModel):
         default_factory=dict, description="Minimum CV means (maximum for log_loss and brier) a model must reach."
     )
     min_improvement: float = Field(0.0, ge=0.0, description="How much the winner must beat the champion by.")
+    credible_gain: bool = Field(
+        True, description="Replace the champion only when the lower bound of the interval of the winner's paired "
+        "gain over it (on this run's folds) exceeds min_improvement; false: when the CV means differ by at least "
+        "min_improvement.")
+    confidence: float = Field(
+        0.95, ge=0.5, lt=1.0, description="Level of the two-sided paired intervals (Nadeau-Bengio corrected t).")
     threshold: ThresholdSpec | None = Field(
         None, description="Binary targets: choose each model's decision threshold on out-of-fold predictions "
         "(default: positive when p >= 0.5). Gates, ranking and the promoted model use that threshold.",
@@ -260,6 +266,9 @@ class CatalogEntry(StrictModel):
     calibration: Literal["sigmoid", "isotonic"] | None = Field(
         None, description="Wrap the estimator in CalibratedClassifierCV to get probabilities."
     )
+    complexity: int = Field(
+        100, ge=0, description="Simplicity order: among models tied with the leader, the lowest complexity is "
+        "promoted (then the name). Logistic regression is 10, SVM 20, random forest 30, XGBoost 40.")
 
     @field_validator("estimator")
     @classmethod

@@ -44,6 +44,12 @@ class CVResult:
     folds: list[Fold]
     thresholds: list[float | None]
     scores: CVScores
+    per_fold: list[dict[str, float]]
+
+    @property
+    def fold_scores(self) -> dict[str, list[float]]:
+        """Each metric's value on every fold, in fold order (the pairs a paired comparison needs)."""
+        return {name: [f[name] for f in self.per_fold] for name in self.per_fold[0]}
 
     @property
     def y(self) -> np.ndarray:
@@ -70,10 +76,11 @@ def evaluate_cv(pipeline: object, x: pd.DataFrame, y: pd.Series, cv: CVSpec, tar
     """Cross-validate an unfitted pipeline: its folds, each fold's threshold, and the metrics' mean and std."""
     folds = _cross_validate(pipeline, x, y, cv)
     thresholds = _fold_thresholds(folds, target_recall)
-    scores = summarize([classification_metrics(f.y, f.proba, t) for f, t in zip(folds, thresholds, strict=True)])
+    per_fold = [classification_metrics(f.y, f.proba, t) for f, t in zip(folds, thresholds, strict=True)]
+    scores = summarize(per_fold)
     scores["fit_seconds"] = mean_std([f.fit_seconds for f in folds])
     scores["predict_seconds"] = mean_std([f.predict_seconds for f in folds])
-    return CVResult(folds, thresholds, scores)
+    return CVResult(folds, thresholds, scores, per_fold)
 
 
 def _cross_validate(pipeline: object, x: pd.DataFrame, y: pd.Series, cv: CVSpec) -> list[Fold]:

@@ -77,8 +77,12 @@ def summarize(per_fold: list[dict[str, float]]) -> dict[str, MeanStd]:
 
 
 def mean_std(values: list[float]) -> MeanStd:
-    """Mean and (population) standard deviation of per-fold values."""
-    return MeanStd(mean=float(np.mean(values)), std=float(np.std(values)))
+    """Mean and sample standard deviation (ddof=1) of per-fold values; 0 for a single value.
+
+    Folds are a sample of the splits the data allows, so the spread is estimated with n-1.
+    """
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return MeanStd(mean=float(np.mean(values)), std=std)
 
 
 def _specificity(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int]) -> float:

@@ -1,4 +1,9 @@
-"""Promote step: replace an experiment's champion only with a better model.
+"""Promote step: replace an experiment's champion only with a credibly better model.
+
+With ``selection.credible_gain`` (the default) the winner and the champion are compared pair by
+pair on this run's folds (the champion re-scored when the data, split or folds changed), and the
+winner replaces it only when the lower bound of its gain's interval exceeds ``min_improvement``:
+an equal or noisily better challenger never churns the champion.
 
 The champion store (``artifacts.champion_store``) keeps every champion as a complete,
 never-changed version folder and switches a small pointer to a new one in a single step, so
@@ -11,6 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +24,14 @@ from dag_factory.artifacts.champion_store import ChampionMoved, LinkStore, Point
 from dag_factory.artifacts.layout import CARD_JSON, HISTORY, LEADERBOARD, MODEL_FILE, MODEL_METRICS, RunFiles, safe_run_id
 from dag_factory.artifacts.model_file import load_model
 from dag_factory.artifacts.records import (
-    Decision, HistoryEntry, Leaderboard, MeanStd, ModelCard, RankedRow, RunMeta, history_text,
+    Decision, HistoryEntry, Leaderboard, MeanStd, ModelCard, ModelResult, PairedComparison, RankedRow, RunMeta,
+    history_text,
 )
 from dag_factory.errors import ModelError, UntrustedModel
 from dag_factory.spec.schema import ExperimentSpec
 from dag_factory.steps.card import model_card
 from dag_factory.steps.metrics import metric_is_better
+from dag_factory.steps.paired import compare, credibly_better
 from dag_factory.storage.files import sha256_file, write_manifest, write_text
 from dag_factory.storage.location import StoragePath, copy_file
 
@@ -73,10 +81,12 @@ def _promote_once(spec: ExperimentSpec, store: LinkStore | PointerStore, files: 
         folder = store.current()
         current = None if folder is None else verified_card(folder)
         ground = evaluation_ground(spec, meta)
-        champion_cv, rescored = (current.cv, None) if current is not None else ({}, None)
-        if current is not None and current.evaluation_ground != ground:
-            champion_cv, rescored = _rescored(spec, folder, files, meta, current)
-        decision = _decide(spec, board.run_id, winner, current, champion_cv, rescored)
+        champion = Scores(current.cv, _recorded_folds(folder)) if current is not None else Scores({}, {})
+        rescored = None
+        if current is not None and (current.evaluation_ground != ground
+                                    or (spec.selection.credible_gain and not champion.folds)):
+            champion, rescored = _rescored(spec, folder, files, meta, current)
+        decision = _decide(spec, board.run_id, winner, current, champion, rescored)
         if decision.repeated:
             decision.path = str(folder)
         elif decision.promoted:
@@ -96,8 +106,23 @@ def evaluation_ground(spec: ExperimentSpec, meta: RunMeta) -> dict[str, Any]:
             "target_recall": None if threshold is None else threshold.target_recall}
 
 
+@dataclass(frozen=True)
+class Scores:
+    """A champion's CV scores: mean and std of each metric, and each metric's per-fold values (for pairing)."""
+
+    cv: dict[str, MeanStd]
+    folds: dict[str, list[float]]
+
+
+def _recorded_folds(folder: StoragePath | None) -> dict[str, list[float]]:
+    """The champion's per-fold scores as its training recorded them (none for champions of older versions)."""
+    if folder is None or not (folder / MODEL_METRICS).exists():
+        return {}
+    return ModelResult.read(folder / MODEL_METRICS).fold_scores
+
+
 def _rescored(spec: ExperimentSpec, folder: StoragePath, files: RunFiles, meta: RunMeta,
-              current: ModelCard) -> tuple[dict[str, MeanStd], str]:
+              current: ModelCard) -> tuple[Scores, str]:
     """The champion's CV scores measured again on this run's data and folds, and a note saying so.
 
     When the data, split or CV protocol changed since the champion was trained, its recorded
@@ -115,19 +140,19 @@ def _rescored(spec: ExperimentSpec, folder: StoragePath, files: RunFiles, meta: 
     pipeline = model.estimator.estimator if isinstance(model, FixedThresholdClassifier) else model
     x_train, y_train, _, _ = load_split(files, meta.target)
     try:
-        cv = evaluate_cv(clone(pipeline), x_train, y_train, spec.cv, target_recall_of(spec, len(meta.classes))).scores
+        result = evaluate_cv(clone(pipeline), x_train, y_train, spec.cv, target_recall_of(spec, len(meta.classes)))
     except Exception as err:  # noqa: BLE001  any failure means: no comparable score
         log.warning("The champion could not be re-scored on this run's data: %s: %s", type(err).__name__, err)
-        return {}, f"could not be re-scored on this run's data ({type(err).__name__}: {err})"
+        return Scores({}, {}), f"could not be re-scored on this run's data ({type(err).__name__}: {err})"
     recorded = current.cv.get(spec.selection.metric)
     log.info("Champion %s re-scored on this run's data and folds: CV %s %.4f (recorded %.4f)",
-             current.model.name, spec.selection.metric, cv[spec.selection.metric].mean,
+             current.model.name, spec.selection.metric, result.scores[spec.selection.metric].mean,
              recorded.mean if recorded else float("nan"))
-    return cv, "re-scored on this run's data and folds"
+    return Scores(result.scores, result.fold_scores), "re-scored on this run's data and folds"
 
 
 def _decide(spec: ExperimentSpec, run_id: str, winner: RankedRow, current: ModelCard | None,
-            champion_cv: dict[str, MeanStd], rescored: str | None) -> Decision:
+            champion: Scores, rescored: str | None) -> Decision:
     """Whether ``winner`` replaces the ``current`` champion, and why, in one sentence."""
     metric, margin = spec.selection.metric, spec.selection.min_improvement
     score = winner.score(metric)
@@ -135,7 +160,7 @@ def _decide(spec: ExperimentSpec, run_id: str, winner: RankedRow, current: Model
     if current is None:
         return decision.model_copy(update={"promoted": True, "reason": "no champion yet"})
     decision.champion = f"{current.model.name} (run {current.run_id})"
-    decision.champion_score = champion_cv[metric].mean if metric in champion_cv else None
+    decision.champion_score = champion.cv[metric].mean if metric in champion.cv else None
     if current.run_id == run_id and current.model.name == winner.name:
         return decision.model_copy(update={"promoted": True, "repeated": True,
                                            "reason": f"already promoted by an earlier attempt of this run ({current.reason})"})
@@ -143,11 +168,30 @@ def _decide(spec: ExperimentSpec, run_id: str, winner: RankedRow, current: Model
         why = rescored or f"has no {metric} score"
         return decision.model_copy(update={"promoted": True, "reason": f"the champion {why}, so it cannot be compared"})
     ground = f" ({rescored})" if rescored else ""
+    paired = _paired_with_champion(spec, winner, champion, decision.champion)
+    if spec.selection.credible_gain and paired is not None:
+        decision.vs_champion = paired
+        verdict = (f"{winner.name} gains {paired.interval()} CV {metric} over the champion "
+                   f"{decision.champion}{ground or ' on the same folds'} ({paired.confidence:.0%} paired interval); "
+                   f"its lower bound %s min_improvement {margin}")
+        if credibly_better(paired, margin):
+            return decision.model_copy(update={"promoted": True, "reason": verdict % "exceeds"})
+        return decision.model_copy(update={"reason": verdict % "does not exceed" + "; champion kept"})
     verdict = (f"{winner.name} CV {metric} {score:.4f} %s the champion's {decision.champion_score:.4f}{ground} "
                f"by at least min_improvement {margin}")
     if metric_is_better(metric, score, decision.champion_score, margin):
         return decision.model_copy(update={"promoted": True, "reason": verdict % "beats"})
     return decision.model_copy(update={"reason": verdict % "does not beat" + "; champion kept"})
+
+
+def _paired_with_champion(spec: ExperimentSpec, winner: RankedRow, champion: Scores,
+                          name: str) -> PairedComparison | None:
+    """The winner's paired gain over the champion on this run's folds, when both have per-fold scores of them."""
+    metric = spec.selection.metric
+    ours, theirs = winner.fold_scores.get(metric), champion.folds.get(metric)
+    if not ours or not theirs or len(ours) != len(theirs):
+        return None
+    return compare(metric, ours, theirs, name, spec.cv.folds, spec.selection.confidence)
 
 
 def _install(store: LinkStore | PointerStore, current: StoragePath | None, files: RunFiles, board: Leaderboard,

@@ -1,10 +1,14 @@
-"""Select step: rank every model on the same cross-validated metric and write the leaderboard.
+"""Select step: rank every model on the same CV folds, compare each with the leader, write the leaderboard.
 
 Ranking rule (documented in the README): eligible models first; then the better CV mean of
 the spec's metric; ties go to the lower CV standard deviation, then the faster mean fit,
-then the name in alphabetical order. The held-out test split is reported, never used to rank.
-With ``selection.threshold`` the threshold-dependent metrics (recall, specificity, precision, ...)
-are each model's at its own chosen threshold, so gates judge the operating point that is deployed.
+then the name in alphabetical order. The first is the leader. Every other model is compared with
+it pair by pair on the same folds (``steps.paired``): "tied with the leader" when the interval of
+the difference holds zero, else "worse, p = ...". The winner is the simplest eligible model tied
+with the leader (lowest catalog ``complexity``, then the name), so a difference inside the noise
+never buys a more complex model. The held-out test split is reported, never used to rank.
+A model is eligible when it meets the ``require`` gates, reaches ``threshold.target_recall``
+in cross-fitted CV (with a threshold), and credibly beats the chance baseline.
 """
 
 from __future__ import annotations
@@ -14,13 +18,17 @@ import math
 
 from dag_factory.artifacts.layout import MODEL_ERROR, MODEL_METRICS, RunFiles
 from dag_factory.artifacts.records import (
-    CVProtocol, Decision, Leaderboard, MeanStd, ModelFailure, ModelResult, RankedRow, UnrankedRow,
+    BaselineRow, CVProtocol, Decision, Leaderboard, MeanStd, ModelFailure, ModelResult, PairedComparison, RankedRow,
+    UnrankedRow,
 )
 from dag_factory.spec.schema import LOWER_IS_BETTER, ExperimentSpec
+from dag_factory.steps.paired import COMPARISON_RULE, compare, credibly_better, is_tied
 
 log = logging.getLogger(__name__)
 
-RANKING_RULE = "eligible first; best CV mean of the metric; then lower CV std; then faster fit; then name"
+RANKING_RULE = ("eligible first; best CV mean of the metric; then lower CV std; then faster fit; then name. "
+                "Winner: the eligible model of lowest catalog complexity (then name) among the leader and the "
+                "models tied with it")
 
 
 def collect(files: RunFiles, names: list[str]) -> list[ModelResult | UnrankedRow]:
@@ -50,61 +58,135 @@ def gate_failures(cv: dict[str, MeanStd], require: dict[str, float]) -> list[str
     return reasons
 
 
-def _rank_key(metric: str, require: dict[str, float]):
+def threshold_failure(result: ModelResult, target_recall: float | None) -> list[str]:
+    """Why a model misses the spec's target recall at its chosen threshold (cross-fitted CV recall), if it does."""
+    if target_recall is None:
+        return []
+    recall = result.cv["recall"]
+    if recall.mean >= target_recall - 1e-12:
+        return []
+    return [f"cross-fitted CV recall {recall.mean:.4f} ± {recall.std:.4f} at threshold {result.threshold.value:.4f} "
+            f"misses target_recall {target_recall} by {target_recall - recall.mean:.4f}"]
+
+
+def baseline_failure(vs_baseline: PairedComparison | None) -> list[str]:
+    """A model whose gain over the chance baseline is not credible is flagged, and cannot be promoted."""
+    if vs_baseline is None or credibly_better(vs_baseline, 0.0):
+        return []
+    return [f"not clearly better than the baseline: gain {vs_baseline.interval()}"]
+
+
+def _rank_key(metric: str, reasons: dict[str, list[str]]):
     """Sort key implementing the documented ranking rule."""
     sign = 1 if metric in LOWER_IS_BETTER else -1
 
     def key(result: ModelResult) -> tuple:
         score = sign * result.score(metric)
-        return (bool(gate_failures(result.cv, require)), math.inf if math.isnan(score) else score,
+        return (bool(reasons[result.name]), math.inf if math.isnan(score) else score,
                 result.cv[metric].std, result.cv["fit_seconds"].mean, result.name)
 
     return key
 
 
-def select(spec: ExperimentSpec, files: RunFiles, run_id: str) -> Leaderboard:
-    """Build the leaderboard of one run from its models' folders and write it."""
+def _paired(spec: ExperimentSpec, result: ModelResult, reference_scores: list[float] | None,
+            against: str) -> PairedComparison | None:
+    """``result`` against a reference on the same folds, or None when either lacks per-fold scores."""
+    metric = spec.selection.metric
+    scores = result.fold_scores.get(metric)
+    if not scores or not reference_scores or len(scores) != len(reference_scores):
+        return None
+    return compare(metric, scores, reference_scores, against, spec.cv.folds, spec.selection.confidence)
+
+
+def verdict(comparison: PairedComparison | None) -> str:
+    """'tied with the leader (p = 0.41)' or 'worse, p = 0.003' (or better, for an ineligible model)."""
+    if comparison is None:
+        return "not compared (no per-fold scores)"
+    p = f"p = {comparison.p_value:.3g}"
+    if is_tied(comparison):
+        return f"tied with the leader ({p})"
+    return f"{'worse' if comparison.gain < 0 else 'better'}, {p}"
+
+
+def choose_winner(rows: list[RankedRow]) -> tuple[RankedRow | None, str | None]:
+    """The simplest eligible model among the leader and the models tied with it, and the reason in words."""
+    if not rows or not rows[0].eligible:
+        return None, None
+    leader = rows[0]
+    tied = [r for r in rows if r.eligible and (r is leader or (r.vs_leader is not None and is_tied(r.vs_leader)))]
+    winner = min(tied, key=lambda r: (r.complexity, r.name))
+    if winner is leader:
+        others = [r.name for r in tied if r is not leader]
+        tie = f"; tied with {', '.join(others)} and the simplest of them (catalog complexity)" if others else ""
+        return winner, f"{winner.name} has the best CV mean{tie}"
+    assert winner.vs_leader is not None
+    return winner, (f"{winner.name} is tied with the leader {leader.name} (gain {winner.vs_leader.interval()}, "
+                    f"p = {winner.vs_leader.p_value:.3g}) and simpler by the rule (catalog complexity "
+                    f"{winner.complexity} vs {leader.complexity}, then name)")
+
+
+def select(spec: ExperimentSpec, files: RunFiles, run_id: str, baseline: BaselineRow | None = None) -> Leaderboard:
+    """Build the leaderboard of one run from its models' folders (and the chance ``baseline``) and write it."""
     metric, require = spec.selection.metric, spec.selection.require
+    target_recall = spec.selection.threshold.target_recall if spec.selection.threshold else None
     entries = collect(files, spec.model_names())
-    trained = sorted((e for e in entries if isinstance(e, ModelResult)), key=_rank_key(metric, require))
+    results = [e for e in entries if isinstance(e, ModelResult)]
+    vs_baseline = {r.name: _paired(spec, r, baseline.fold_scores.get(metric) if baseline else None, "baseline")
+                   for r in results}
+    reasons = {r.name: gate_failures(r.cv, require) + threshold_failure(r, target_recall)
+               + baseline_failure(vs_baseline[r.name]) for r in results}
+    trained = sorted(results, key=_rank_key(metric, reasons))
+    leader = trained[0] if trained else None
     rows: list[RankedRow | UnrankedRow] = []
     for rank, result in enumerate(trained, start=1):
-        reasons = gate_failures(result.cv, require)
-        rows.append(RankedRow(**result.model_dump(), rank=rank, eligible=not reasons, ineligible_reasons=reasons))
+        vs_leader = None if result is leader else _paired(spec, result, leader.fold_scores.get(metric), leader.name)
+        rows.append(RankedRow(**result.model_dump(), rank=rank, eligible=not reasons[result.name],
+                              ineligible_reasons=reasons[result.name], vs_leader=vs_leader,
+                              verdict="leader" if result is leader else verdict(vs_leader),
+                              vs_baseline=vs_baseline[result.name]))
+    winner, why = choose_winner([r for r in rows if isinstance(r, RankedRow)])
     unranked = [e for e in entries if isinstance(e, UnrankedRow)]
     rows += unranked
-    winner = next((r for r in rows if isinstance(r, RankedRow) and r.eligible), None)
     board = Leaderboard(
         experiment=spec.experiment,
         run_id=run_id,
         metric=metric,
         ranking_rule=RANKING_RULE,
+        comparison_rule=f"{COMPARISON_RULE}; {spec.selection.confidence:.0%} intervals",
         cv_protocol=CVProtocol(folds=spec.cv.folds, repeats=spec.cv.repeats, seed=spec.cv.seed),
         require=require,
         threshold=spec.selection.threshold.model_dump() if spec.selection.threshold else None,
         classes=trained[0].classes if trained else None,
+        leader=leader.name if leader else None,
         winner=winner.name if winner else None,
+        winner_reason=why,
         leaderboard=rows,
         failed=[e.name for e in unranked if e.status == "failed"],
+        baseline=baseline,
     )
     if winner is None:
-        board.decision = Decision(promoted=False, reason=_no_winner_reason(board))
+        board.decision = Decision(promoted=False, reason=_no_winner_reason(board, target_recall))
     board.write(files.leaderboard)
     for row in rows:
         if isinstance(row, RankedRow):
-            log.info("#%d %s: CV %s %.4f +/- %.4f%s", row.rank, row.name, metric, row.cv[metric].mean,
-                     row.cv[metric].std, "" if row.eligible else f" (ineligible: {'; '.join(row.ineligible_reasons)})")
+            log.info("#%d %s: CV %s %.4f +/- %.4f, %s%s", row.rank, row.name, metric, row.cv[metric].mean,
+                     row.cv[metric].std, row.verdict,
+                     "" if row.eligible else f" (ineligible: {'; '.join(row.ineligible_reasons)})")
         else:
             log.warning("%s: %s %s", row.name, row.status, row.error or "")
-    log.info("Leaderboard written to %s; winner: %s", files.leaderboard, board.winner)
+    log.info("Leaderboard written to %s; winner: %s (%s)", files.leaderboard, board.winner, why)
     return board
 
 
-def _no_winner_reason(board: Leaderboard) -> str:
+def _no_winner_reason(board: Leaderboard, target_recall: float | None) -> str:
     if not board.ranked:
         failed = [r for r in board.leaderboard if r.status == "failed"]
         if failed:
             return "every model failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed)
         return "no model was trained"
-    return "no model meets the selection.require gates: " + "; ".join(
-        f"{r.name}: {', '.join(r.ineligible_reasons)}" for r in board.ranked)
+    reason = "no model is eligible: " + "; ".join(f"{r.name}: {', '.join(r.ineligible_reasons)}" for r in board.ranked)
+    if target_recall is not None:
+        closest = max(board.ranked, key=lambda r: r.cv["recall"].mean)
+        reason += (f". Closest to target_recall {target_recall}: {closest.name}, cross-fitted CV recall "
+                   f"{closest.cv['recall'].mean:.4f} (short by {max(target_recall - closest.cv['recall'].mean, 0):.4f})")
+    return reason

@@ -72,6 +72,7 @@ def train_model(spec: ExperimentSpec, entry: ModelEntry, catalog: CatalogEntry, 
         params=estimator_params(catalog, entry),
         chosen_params=chosen_params(fitted),
         cv=cv.scores,
+        fold_scores=cv.fold_scores,
         cv_protocol=CVProtocol(folds=spec.cv.folds, repeats=spec.cv.repeats, seed=spec.cv.seed),
         test=test,
         test_confusion_matrix=confusion(y_test.to_numpy(), test_proba, threshold),
@@ -86,6 +87,7 @@ def train_model(spec: ExperimentSpec, entry: ModelEntry, catalog: CatalogEntry, 
         top_features=dict(zip(importance.features[:TOP_FEATURES_IN_SUMMARY],
                               importance.values[:TOP_FEATURES_IN_SUMMARY], strict=True)),
         importance_kind=importance.kind,
+        complexity=catalog.complexity,
     )
     return result, x_train.head(EXAMPLE_ROWS)
 

@@ -132,12 +132,12 @@ def test_a_gate_no_model_meets_promotes_nothing_and_says_why(tmp_path):
     board = read_json(folder / "leaderboard.json")
     assert board["winner"] is None
     assert board["decision"]["promoted"] is False
-    assert "no model meets the selection.require gates" in board["decision"]["reason"]
+    assert "no model is eligible" in board["decision"]["reason"]
     assert "accuracy" in board["decision"]["reason"] and "< required minimum 0.999" in board["decision"]["reason"]
     row = board["leaderboard"][0]
     assert row["eligible"] is False and len(row["ineligible_reasons"]) == 2
     assert not best_dir(results, "gated").exists()
-    assert "NOT PROMOTED: no model meets" in leaderboard_table(Leaderboard.model_validate(board))
+    assert "NOT PROMOTED: no model is eligible" in leaderboard_table(Leaderboard.model_validate(board))
 
 
 def test_a_worse_challenger_is_kept_out_a_better_one_promoted_and_history_shows_both(tmp_path):
@@ -147,9 +147,8 @@ def test_a_worse_challenger_is_kept_out_a_better_one_promoted_and_history_shows_
               for run, models in runs.items()}
     assert boards["first"]["decision"]["promoted"] is True
     assert boards["first"]["decision"]["reason"] == "no champion yet"
-    worse = boards["worse"]["decision"]
-    assert worse["promoted"] is False and "does not beat the champion" in worse["reason"]
-    assert worse["challenger_score"] < worse["champion_score"]
+    worse = boards["worse"]["decision"]  # a constant guess is no better than the chance baseline
+    assert worse["promoted"] is False and "dummy: not clearly better than the baseline" in worse["reason"]
     better = boards["better"]["decision"]
     assert better["promoted"] is True and better["challenger_score"] > better["champion_score"]
     history = [json.loads(line) for line in (best_dir(results, "duel") / "history.jsonl").read_text().splitlines()]
@@ -198,8 +197,11 @@ def test_threshold_reaches_the_target_recall_on_out_of_fold_predictions(threshol
     assert threshold["target_recall"] == 0.97 and value != 0.5
     cv = predictions(folder, "logistic_regression").query("split == 'cv'")
     malignant = cv[cv["true_label"] == "malignant"]
-    assert (malignant["proba"] >= value).mean() >= 0.97
-    assert (malignant["proba"] > value).mean() < 0.97  # the highest such threshold: any higher misses the target
+    aim = threshold["aimed_recall"]
+    assert aim > 0.97  # one standard error above the target, so that the target holds out of fold
+    assert (malignant["proba"] >= value).mean() >= aim
+    assert (malignant["proba"] > value).mean() < aim  # the highest such threshold: any higher misses the aim
+    assert threshold["target_met"] is (threshold["cv_recall"]["mean"] >= 0.97)
 
 
 def test_threshold_reports_the_specificity_it_costs(threshold_run):

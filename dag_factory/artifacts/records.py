@@ -153,6 +153,7 @@ class ThresholdReport(BaseModel):
 
     value: float | None
     target_recall: float | None = None
+    aimed_recall: float | None = None
     rule: str
     fold_values: MeanStd | None = None
     cv_recall: MeanStd | None = None

@@ -171,12 +171,12 @@ def _decide(spec: ExperimentSpec, run_id: str, winner: RankedRow, current: Model
     paired = _paired_with_champion(spec, winner, champion, decision.champion)
     if spec.selection.credible_gain and paired is not None:
         decision.vs_champion = paired
-        verdict = (f"{winner.name} gains {paired.interval()} CV {metric} over the champion "
-                   f"{decision.champion}{ground or ' on the same folds'} ({paired.confidence:.0%} paired interval); "
-                   f"its lower bound %s min_improvement {margin}")
-        if credibly_better(paired, margin):
-            return decision.model_copy(update={"promoted": True, "reason": verdict % "exceeds"})
-        return decision.model_copy(update={"reason": verdict % "does not exceed" + "; champion kept"})
+        beats = credibly_better(paired, margin)
+        reason = (f"{winner.name} {'beats' if beats else 'does not beat'} the champion {decision.champion} credibly: "
+                  f"paired gain in CV {metric} {paired.interval()} ({paired.confidence:.0%} interval, {paired.folds} "
+                  f"folds{'; champion ' + rescored if rescored else ''}), lower bound "
+                  f"{'above' if beats else 'not above'} min_improvement {margin}")
+        return decision.model_copy(update={"promoted": beats, "reason": reason if beats else reason + "; champion kept"})
     verdict = (f"{winner.name} CV {metric} {score:.4f} %s the champion's {decision.champion_score:.4f}{ground} "
                f"by at least min_improvement {margin}")
     if metric_is_better(metric, score, decision.champion_score, margin):

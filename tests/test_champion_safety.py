@@ -53,6 +53,8 @@ def every_model_the_project_saves() -> dict[str, object]:
     from sklearn.svm import SVC
     from xgboost import XGBClassifier
 
+    from dag_factory.artifacts.named_classifier import NamedClassifier
+
     def pipeline(model: object) -> Pipeline:
         prepare = ColumnTransformer([
             ("numeric", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), ["a", "b"]),
@@ -69,6 +71,9 @@ def every_model_the_project_saves() -> dict[str, object]:
         "xgboost": pipeline(XGBClassifier(n_estimators=5)).fit(x, (y == "malignant").astype(int)),
         "threshold": FixedThresholdClassifier(FrozenEstimator(logistic), threshold=0.3,
                                               response_method="predict_proba").fit(x, y),
+        "named": NamedClassifier(FixedThresholdClassifier(FrozenEstimator(logistic), threshold=0.3,
+                                                          response_method="predict_proba").fit(x, y),
+                                 ["benign", "malignant"]).fit(x),
         "grid": GridSearchCV(pipeline(LogisticRegression()), {"model__C": [0.1, 1.0]}, cv=3, scoring="roc_auc").fit(x, y),
         "random": RandomizedSearchCV(pipeline(RandomForestClassifier(n_estimators=3)), {"model__max_depth": [2, 3]},
                                      n_iter=2, cv=3, scoring="neg_log_loss", random_state=0).fit(x, y),

@@ -32,6 +32,7 @@ from dag_factory.storage.location import StoragePath
 #: Types a saved model may hold beyond those skops trusts by itself (scikit-learn estimators, NumPy arrays, ...):
 #: the inner parts of the estimators, calibration, threshold and searches this project builds.
 TRUSTED_TYPES = (
+    "dag_factory.artifacts.named_classifier.NamedClassifier",  # predicts class names; its code is in this project
     "numpy.dtype",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",

@@ -131,13 +131,14 @@ def _rescored(spec: ExperimentSpec, folder: StoragePath, files: RunFiles, meta: 
     column it needs is gone), the champion has no score and the note says why.
     """
     from sklearn.base import clone
-    from sklearn.model_selection import FixedThresholdClassifier
+
+    from dag_factory.artifacts.named_classifier import unwrapped
 
     from dag_factory.steps.evaluate import evaluate_cv, target_recall_of
     from dag_factory.steps.preprocess import load_split
 
     model = load_model(folder / MODEL_FILE)  # outside the try below: a refused champion fails the run, loudly
-    pipeline = model.estimator.estimator if isinstance(model, FixedThresholdClassifier) else model
+    pipeline = unwrapped(model)
     x_train, y_train, _, _ = load_split(files, meta.target)
     try:
         result = evaluate_cv(clone(pipeline), x_train, y_train, spec.cv, target_recall_of(spec, len(meta.classes)))

@@ -62,7 +62,7 @@ def train_model(spec: ExperimentSpec, entry: ModelEntry, catalog: CatalogEntry, 
              entry.label, test["accuracy"], test["recall"], test["roc_auc"], refit_seconds)
 
     chosen = threshold if target_recall is not None else None  # the default 0.5 is what predict() does anyway
-    save_model(_with_threshold(fitted, chosen, x_train, y_train), out / MODEL_FILE)
+    save_model(_with_names(_with_threshold(fitted, chosen, x_train, y_train), classes, x_train), out / MODEL_FILE)
     _predictions(cv, test_proba, y_test, threshold, classes).to_csv(out / PREDICTIONS, index=False)
     importance = _importance(fitted, x_test, y_test, spec.cv.seed, entry.label)
     result = ModelResult(
@@ -113,6 +113,13 @@ def _with_threshold(fitted: Any, threshold: float | None, x: pd.DataFrame, y: pd
 
     return FixedThresholdClassifier(FrozenEstimator(fitted), threshold=threshold,
                                     response_method="predict_proba").fit(x, y)  # fit only records the classes
+
+
+def _with_names(model: Any, classes: list[str], x: pd.DataFrame) -> Any:
+    """The artifact answers in the source's class names (``classes[i]`` is code i), not in the codes it learnt."""
+    from dag_factory.artifacts.named_classifier import NamedClassifier
+
+    return NamedClassifier(model, list(classes)).fit(x)
 
 
 def _predictions(cv: CVResult, test_proba: np.ndarray, y_test: pd.Series, threshold: float | None,

@@ -96,7 +96,12 @@ def test_the_run_report_shows_the_leaderboard_and_every_plot_inline(binary_run):
     assert all(model in text for model in MODELS)
     assert "PROMOTED" in text and "Decision threshold (target recall 0.95)" in text
     assert "CV roc_auc" in text and "±" in text
-    assert page.rows >= 1 + len(MODELS)
+    assert "gain vs leader [CI]" in text and "Nadeau-Bengio" in text and "ddof = 1" in text
+    runner_up = read_json(folder / "leaderboard.json")["leaderboard"][1]
+    assert runner_up["vs_leader"] and runner_up["verdict"] in text
+    assert "chance baseline (DummyClassifier, prior); never promoted" in text
+    assert "target met" in text
+    assert page.rows >= 2 + len(MODELS)
     assert len(page.images) == len(MODELS) * len(PLOT_KINDS)
     for src in page.images:
         prefix, data = src.split(",", 1)
@@ -118,8 +123,12 @@ def test_the_champion_folder_has_card_report_and_plots(binary_run):
     assert card["cv"]["recall"]["std"] == winner["cv"]["recall"]["std"]
     assert card["model"]["params"] == winner["params"] and "scikit-learn" in card["packages"]
     markdown = (best / "model_card.md").read_text()
-    for heading in ("**Intended use.**", "**Limitations.**", "## Decision threshold", "## Metrics", "## Packages"):
+    for heading in ("**Intended use.**", "**Limitations.**", "## Decision threshold", "## Using the model",
+                    "## Metrics", "## Packages"):
         assert heading in markdown
+    met = "met" if winner["threshold"]["target_met"] else "NOT met"
+    assert f"**Target recall 0.95: {met}**" in markdown and "Chosen because: " in markdown
+    assert "`predict` returns the class names benign / malignant" in markdown
     assert card["data"]["fingerprint"] in markdown and "| roc_auc |" in markdown
     for name in card["plots"].values():
         assert_png((best / name).read_bytes())

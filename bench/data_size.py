@@ -26,7 +26,7 @@ data:
   target: y
   positive_class: 1
   min_rows: 20
-cv: {{folds: 3, seed: 0}}
+cv: {{folds: 3, repeats: 1, seed: 0}}
 models:
   - model: logistic_regression
   - model: xgboost

@@ -26,7 +26,7 @@ experiment: parallel_bench
 description: Four CPU-bound models for the parallel speed-up benchmark.
 retries: 0
 data: {source: sklearn:breast_cancer, positive_class: malignant}
-cv: {folds: 5, seed: 0}
+cv: {folds: 5, repeats: 1, seed: 0}
 models:
   - {model: random_forest, name: forest_a, params: {n_estimators: 600, random_state: 1}}
   - {model: random_forest, name: forest_b, params: {n_estimators: 600, random_state: 2}}

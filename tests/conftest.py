@@ -81,7 +81,7 @@ description: A small, quick experiment for tests.
 data:
   source: sklearn:breast_cancer
   positive_class: malignant
-cv: {{folds: 3, seed: 1}}
+cv: {{folds: 3, repeats: 1, seed: 1}}
 models:
 {models}
 """

@@ -61,7 +61,7 @@ data:
   target: diagnosis
   positive_class: M
   drop: [id]
-{extra}cv: {{folds: 3, seed: 1}}
+{extra}cv: {{folds: 3, repeats: 1, seed: 1}}
 models:
   - model: logistic_regression
   - model: random_forest

@@ -63,7 +63,7 @@ def test_categorical_column_with_gaps_is_one_hot_encoded_inside_each_model(tmp_p
     spec = load_spec(tmp_path, f"""\
 experiment: cats
 data: {{source: "{tmp_path / 'cases.csv'}", target: label, positive_class: "yes", categorical: [colour]}}
-cv: {{folds: 3}}
+cv: {{folds: 3, repeats: 1}}
 models: [{{model: logistic_regression}}]
 """)
     folder = run_steps(spec, tmp_path / "results", "run1")

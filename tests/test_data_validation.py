@@ -185,4 +185,4 @@ def test_a_class_smaller_than_the_cv_folds_fails_before_training(champion, tmp_p
     fails_before_training(champion, tmp_path, write_variant(tmp_path, rare_malignant),
                           'data.target: class "M" of "diagnosis" has only 4 row(s) in the training split, '
                           "fewer than cv.folds (5); lower cv.folds",
-                          ("cv: {folds: 3, seed: 1}", "cv: {folds: 5, seed: 1}"))
+                          ("cv: {folds: 3, repeats: 1, seed: 1}", "cv: {folds: 5, repeats: 1, seed: 1}"))

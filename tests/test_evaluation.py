@@ -42,7 +42,7 @@ def test_leaderboard_has_every_metric_with_mean_and_std_for_every_model(shipped_
     _, _, board = shipped_run
     rows = board["leaderboard"]
     assert sorted(r["name"] for r in rows) == ["logistic_regression", "random_forest", "svm", "xgboost"]
-    assert board["cv_protocol"] == {"folds": 5, "repeats": 1, "seed": 42}
+    assert board["cv_protocol"] == {"folds": 5, "repeats": 10, "seed": 42}
     for row in rows:
         assert row["status"] == "ok"
         for metric in (*METRICS, "fit_seconds", "predict_seconds"):
@@ -98,7 +98,7 @@ def test_a_flipped_label_encoding_gives_the_same_malignant_metrics(tmp_path):
     sklearn_coded = run_steps(quick_spec("coded_sklearn", LOGREG), results, "a")
     csv_spec = spec_from_text(
         f"experiment: coded_csv\ndata:\n  source: {csv}\n  target: diagnosis\n  positive_class: 1\n"
-        f"cv: {{folds: 3, seed: 1}}\nmodels:\n{LOGREG}")
+        f"cv: {{folds: 3, repeats: 1, seed: 1}}\nmodels:\n{LOGREG}")
     csv_coded = run_steps(csv_spec, results, "b")
     a = read_json(sklearn_coded / "models" / "logistic_regression" / "metrics.json")
     b = read_json(csv_coded / "models" / "logistic_regression" / "metrics.json")
@@ -229,7 +229,7 @@ def test_the_promoted_card_and_the_test_metrics_use_the_chosen_threshold(thresho
 
 
 def test_a_threshold_on_a_multiclass_target_is_refused_with_the_key_to_remove(tmp_path):
-    spec = spec_from_text("experiment: iris_t\ndata: {source: 'sklearn:iris'}\ncv: {folds: 3}\n"
+    spec = spec_from_text("experiment: iris_t\ndata: {source: 'sklearn:iris'}\ncv: {folds: 3, repeats: 1}\n"
                           f"models:\n{LOGREG}selection: {{threshold: {{target_recall: 0.9}}}}\n")
     with pytest.raises(ModelError, match="selection.threshold applies to binary targets only"):
         run_steps(spec, tmp_path / "results", "x")

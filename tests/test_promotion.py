@@ -39,7 +39,7 @@ def spec_of(model: dict[str, Any]) -> ExperimentSpec:
     """A one-model breast cancer experiment with 3 CV folds."""
     return ExperimentSpec.model_validate({
         "experiment": EXPERIMENT, "data": {"source": "sklearn:breast_cancer", "positive_class": "malignant"},
-        "cv": {"folds": 3, "seed": 1}, "models": [model]})
+        "cv": {"folds": 3, "repeats": 1, "seed": 1}, "models": [model]})
 
 
 WEAK = spec_of({"model": "random_forest", "name": "stump", "params": {"n_estimators": 1, "max_depth": 1}})

@@ -228,7 +228,7 @@ def test_stale_files_of_a_killed_attempt_are_never_taken_for_results(runs):
     project, first, _, _ = runs
     catalog, _ = load_catalog(REPO / "models")
     spec = load_experiment(REPO / "experiments" / "breast_cancer.yaml", catalog)
-    spec = spec.model_copy(update={"experiment": "faults", "cv": spec.cv.model_copy(update={"folds": 3})})
+    spec = spec.model_copy(update={"experiment": "faults", "cv": spec.cv.model_copy(update={"folds": 3, "repeats": 1})})
     models = first.folder / "models"
     (models / ".logistic_regression.partial").mkdir()
     (models / ".logistic_regression.partial" / "model.skops").write_text("half a model")

@@ -138,7 +138,7 @@ def test_the_champion_folder_has_card_report_and_plots(binary_run):
 
 
 def test_a_multiclass_run_draws_one_vs_rest_plots(tmp_path):
-    spec = spec_from_text("experiment: iris_plots\ndata: {source: 'sklearn:iris'}\ncv: {folds: 3}\n"
+    spec = spec_from_text("experiment: iris_plots\ndata: {source: 'sklearn:iris'}\ncv: {folds: 3, repeats: 1}\n"
                           "models:\n  - model: logistic_regression\n")
     folder = run_steps(spec, tmp_path / "results", "m")
     summary = read_json(folder / "models" / "logistic_regression" / "metrics.json")

@@ -30,7 +30,7 @@ def write_data(folder: Path, x: np.ndarray, y: np.ndarray) -> Path:
 
 def spec_for(name: str, source: Path, models: str, extra: str = "") -> str:
     return (f"experiment: {name}\nretries: 0\ndata: {{source: '{source}', target: label, positive_class: 'yes'}}\n"
-            f"cv: {{folds: 5, seed: 3}}\nmodels:\n{models}{extra}")
+            f"cv: {{folds: 5, repeats: 1, seed: 3}}\nmodels:\n{models}{extra}")
 
 
 def board_of(folder: Path) -> Leaderboard:

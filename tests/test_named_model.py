@@ -24,3 +24,23 @@ def test_the_saved_model_predicts_class_names_with_probability_columns_in_classe
     malignant = proba[:, list(model.classes_).index("malignant")]
     assert ((malignant >= 0.5) == (predicted == "malignant")).all()  # the column of "malignant" is the one it uses
     assert (truth[malignant > 0.9] == "malignant").mean() >= 0.95
+
+
+def test_a_final_fit_on_all_rows_is_what_the_card_says_and_the_default_is_the_training_split(tmp_path):
+    from dag_factory.artifacts.layout import best_dir
+
+    results = tmp_path / "results"
+    spec = quick_spec("final", "  - model: logistic_regression\n", "selection: {final_fit: all}\n")
+    folder = run_steps(spec, results, "all")
+    card = read_json(best_dir(results, "final") / "model_card.json")
+    assert card["final_fit"].startswith("refit on all 569 rows")
+    model = load_model(best_dir(results, "final") / "model.skops")
+    saved_by_the_run = load_model(folder / "models" / "logistic_regression" / "model.skops")
+    assert read_json(folder / "models" / "logistic_regression" / "metrics.json")["fitted_rows"] == 569
+    default = run_steps(quick_spec("train_only", "  - model: logistic_regression\n"), results, "t")
+    card = read_json(best_dir(results, "train_only") / "model_card.json")
+    assert card["final_fit"].startswith("fitted on the 455 rows of the training split")
+    other = load_model(default / "models" / "logistic_regression" / "model.skops")
+    test = pd.read_parquet(default / "data" / "test.parquet").drop(columns=["target"])
+    assert not np.allclose(model.predict_proba(test), other.predict_proba(test))  # more rows, other coefficients
+    assert np.allclose(model.predict_proba(test), saved_by_the_run.predict_proba(test))

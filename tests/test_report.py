@@ -17,6 +17,7 @@ from dag_factory.cli import main
 from dag_factory.storage.files import read_json
 from dag_factory.artifacts.layout import REPORT as REPORT_FILE
 from dag_factory.artifacts.layout import best_dir
+from dag_factory.render.comparison import COMPARISON_TITLES
 from dag_factory.render.plots import PLOT_KINDS
 from evaluation_support import quick_spec, run_steps, spec_from_text
 
@@ -102,7 +103,8 @@ def test_the_run_report_shows_the_leaderboard_and_every_plot_inline(binary_run):
     assert "chance baseline (DummyClassifier, prior); never promoted" in text
     assert "target met" in text
     assert page.rows >= 2 + len(MODELS)
-    assert len(page.images) == len(MODELS) * len(PLOT_KINDS)
+    assert len(page.images) == len(MODELS) * len(PLOT_KINDS) + len(COMPARISON_TITLES)
+    assert all(title in text for title in COMPARISON_TITLES.values())
     for src in page.images:
         prefix, data = src.split(",", 1)
         assert prefix == "data:image/png;base64"
@@ -134,7 +136,8 @@ def test_the_champion_folder_has_card_report_and_plots(binary_run):
         assert_png((best / name).read_bytes())
         assert f"]({name})" in markdown
     page = parse(best / REPORT_FILE)
-    assert len(page.images) == len(MODELS) * len(PLOT_KINDS) and "PROMOTED" in " ".join(page.text)
+    assert len(page.images) == len(MODELS) * len(PLOT_KINDS) + len(COMPARISON_TITLES)
+    assert "PROMOTED" in " ".join(page.text)
 
 
 def test_a_multiclass_run_draws_one_vs_rest_plots(tmp_path):

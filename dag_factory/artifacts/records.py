@@ -189,6 +189,8 @@ class ModelResult(Record):
     top_features: dict[str, float]
     importance_kind: str
     complexity: int = 100
+    fitted_on: Literal["train", "all"] = "train"
+    fitted_rows: int = 0
     plots: dict[str, str] = {}
     model_path: str = ""
     tracking: dict[str, str] = {}
@@ -273,6 +275,7 @@ class Leaderboard(Record):
     failed: list[str]
     decision: Decision | None = None
     leader: str | None = None
+    min_improvement: float = 0.0
     winner_reason: str | None = None
     comparison_rule: str | None = None
     baseline: BaselineRow | None = None
@@ -349,6 +352,7 @@ class ModelCard(Record):
     config_fingerprint: str | None = None
     threshold: float | None
     threshold_selection: ThresholdReport
+    final_fit: str = ""
     top_features: CardFeatures
     plots: dict[str, str] = {}
     artifact: CardArtifact

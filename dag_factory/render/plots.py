@@ -74,7 +74,7 @@ def save_model_plots(
     written = {}
     for kind, draw in drawers.items():
         try:
-            fig = _figure(9.0 if kind == "confusion" else 5.0, 4.0)
+            fig = new_figure(9.0 if kind == "confusion" else 5.0, 4.0)
             draw(fig)
             fig.suptitle(f"{model}: {PLOT_TITLES[kind]}", fontsize=10)
             fig.savefig(folder / f"{kind}.png", format="png")
@@ -84,7 +84,8 @@ def save_model_plots(
     return written
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A headless matplotlib Figure (Agg canvas, no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -156,7 +157,7 @@ def _calibration(fig: Any, classes: list[str], scores: list[Scores]) -> None:
     ax = fig.add_subplot()
     curves = _curves(classes, scores)
     for i, (label, positive, score) in enumerate(curves):
-        CalibrationDisplay.from_predictions(positive, score, n_bins=10, strategy="uniform", name=label, ax=ax,
+        CalibrationDisplay.from_predictions(positive, score, n_bins=10, strategy="quantile", name=label, ax=ax,
                                             ref_line=i == 0, markersize=3)
     ax.set(xlabel="predicted probability", ylabel="observed share positive")
     ax.legend(loc="upper left", fontsize=7)

@@ -13,6 +13,7 @@ from pathlib import Path
 from dag_factory.artifacts.layout import CARD_MD, REPORT, champion_plot_name
 from dag_factory.artifacts.records import Decision, Leaderboard, ModelCard
 from dag_factory.render.card import card_markdown, describe_gates
+from dag_factory.render.comparison import COMPARISON_TITLES, comparison_plots
 from dag_factory.render.plots import PLOT_KINDS, PLOT_TITLES
 from dag_factory.render.templates import render
 from dag_factory.spec.schema import METRICS
@@ -55,7 +56,9 @@ def render_report(board: Leaderboard, models_dir: StoragePath) -> str:
                    for row in board.ranked if kind in row.plots]
         if figures:
             plot_rows.append((kind, PLOT_TITLES[kind], figures))
-    return render("report.html.j2", board=board, facts=_facts(board), plot_rows=plot_rows,
+    comparison = [(COMPARISON_TITLES[kind], base64.b64encode(png).decode("ascii"))
+                  for kind, png in comparison_plots(board, models_dir).items()]
+    return render("report.html.j2", board=board, facts=_facts(board), plot_rows=plot_rows, comparison=comparison,
                   metrics=(metric, *[m for m in METRICS if m != metric]))
 
 

@@ -177,6 +177,10 @@ class SelectionSpec(StrictModel):
         "min_improvement.")
     confidence: float = Field(
         0.95, ge=0.5, lt=1.0, description="Level of the two-sided paired intervals (Nadeau-Bengio corrected t).")
+    final_fit: Literal["train", "all"] = Field(
+        "train", description="What the saved model is fitted on after selection: the training split (the held-out "
+        "test figures then describe the saved model) or all rows, train and held-out (more data, but no held-out "
+        "figure describes it). The model card says which.")
     threshold: ThresholdSpec | None = Field(
         None, description="Binary targets: choose each model's decision threshold on out-of-fold predictions "
         "(default: positive when p >= 0.5). Gates, ranking and the promoted model use that threshold.",

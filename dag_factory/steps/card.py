@@ -47,12 +47,23 @@ def model_card(spec: ExperimentSpec, board: Leaderboard, winner: RankedRow, meta
         config_fingerprint=meta.config_fingerprint,
         threshold=winner.threshold.value,
         threshold_selection=winner.threshold,
+        final_fit=final_fit_note(winner, meta),
         top_features=CardFeatures(kind=winner.importance_kind, values=winner.top_features),
         plots={kind: champion_plot_name(kind) for kind in winner.plots},
         artifact=CardArtifact(file=MODEL_FILE, sha256=winner.model_sha256),
         packages=package_versions(),
         evaluation_ground=evaluation_ground,
     )
+
+
+def final_fit_note(winner: RankedRow, meta: RunMeta) -> str:
+    """What the saved model was fitted on, and which figures describe it."""
+    if winner.fitted_on == "all":
+        return (f"refit on all {meta.rows} rows (training split and held-out test) after selection "
+                "(selection.final_fit: all); the held-out test figures describe the model fitted on the training "
+                "split only, and no held-out figure describes this artifact")
+    return (f"fitted on the {meta.train_rows} rows of the training split (selection.final_fit: train); the "
+            "held-out test figures describe this artifact")
 
 
 def _limitations(meta: RunMeta, winner: RankedRow) -> str:

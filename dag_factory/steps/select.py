@@ -158,6 +158,7 @@ def select(spec: ExperimentSpec, files: RunFiles, run_id: str, baseline: Baselin
         threshold=spec.selection.threshold.model_dump() if spec.selection.threshold else None,
         classes=trained[0].classes if trained else None,
         leader=leader.name if leader else None,
+        min_improvement=spec.selection.min_improvement,
         winner=winner.name if winner else None,
         winner_reason=why,
         leaderboard=rows,

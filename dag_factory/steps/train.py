@@ -62,7 +62,13 @@ def train_model(spec: ExperimentSpec, entry: ModelEntry, catalog: CatalogEntry, 
              entry.label, test["accuracy"], test["recall"], test["roc_auc"], refit_seconds)
 
     chosen = threshold if target_recall is not None else None  # the default 0.5 is what predict() does anyway
-    save_model(_with_names(_with_threshold(fitted, chosen, x_train, y_train), classes, x_train), out / MODEL_FILE)
+    artifact, x_fit, y_fit = fitted, x_train, y_train
+    if spec.selection.final_fit == "all":
+        x_fit, y_fit = pd.concat([x_train, x_test]), pd.concat([y_train, y_test])
+        artifact = clone(pipeline).fit(x_fit, y_fit)
+        log.info("Model %s refit on all %d rows (selection.final_fit: all); the held-out figures describe the "
+                 "train-only fit", entry.label, len(x_fit))
+    save_model(_with_names(_with_threshold(artifact, chosen, x_fit, y_fit), classes, x_fit), out / MODEL_FILE)
     _predictions(cv, test_proba, y_test, threshold, classes).to_csv(out / PREDICTIONS, index=False)
     importance = _importance(fitted, x_test, y_test, spec.cv.seed, entry.label)
     result = ModelResult(
@@ -88,6 +94,8 @@ def train_model(spec: ExperimentSpec, entry: ModelEntry, catalog: CatalogEntry, 
                               importance.values[:TOP_FEATURES_IN_SUMMARY], strict=True)),
         importance_kind=importance.kind,
         complexity=catalog.complexity,
+        fitted_on=spec.selection.final_fit,
+        fitted_rows=len(x_fit),
     )
     return result, x_train.head(EXAMPLE_ROWS)
 

@@ -42,7 +42,7 @@ def comparison_plots(board: Leaderboard, models_dir: StoragePath) -> dict[str, b
         if kind not in drawers:
             continue
         try:
-            fig = new_figure(6.0, 4.5)
+            fig = new_figure(7.0, 4.5)
             drawers[kind](fig)
             fig.suptitle(COMPARISON_TITLES[kind], fontsize=10)
             buffer = io.BytesIO()
@@ -93,10 +93,10 @@ def _overlay(fig: Any, curves: list[tuple[str, np.ndarray, np.ndarray]], kind: s
 def _forest(fig: Any, board: Leaderboard) -> None:
     """One line per comparison: the mean gain as a dot, the interval as a bar; 0 and min_improvement as lines."""
     rows: list[tuple[str, PairedComparison]] = [
-        (f"{r.name} vs leader {board.leader}", r.vs_leader) for r in board.ranked if r.vs_leader is not None]
+        (f"{r.name} - {board.leader}", r.vs_leader) for r in board.ranked if r.vs_leader is not None]
     champion = board.decision.vs_champion if board.decision else None
     if champion is not None:
-        rows.append((f"{board.winner} vs champion {champion.against.split(' (run')[0]}", champion))
+        rows.append((f"{board.winner} - champion", champion))
     rows = [(label, c) for label, c in rows if math.isfinite(c.ci_low) and math.isfinite(c.ci_high)]
     if not rows:
         raise ValueError("no paired comparison to draw")

@@ -31,7 +31,9 @@ COMPARISON_TITLES = {
 
 def comparison_plots(board: Leaderboard, models_dir: StoragePath) -> dict[str, bytes]:
     """``{kind: PNG bytes}`` of the comparison charts that can be drawn; a chart that cannot is logged and left out."""
-    drawers: dict[str, Callable[[Any], None]] = {"forest": lambda fig: _forest(fig, board)}
+    drawers: dict[str, Callable[[Any], None]] = {}
+    if any(r.vs_leader is not None for r in board.ranked) or (board.decision and board.decision.vs_champion):
+        drawers["forest"] = lambda fig: _forest(fig, board)
     if board.classes and len(board.classes) == 2:
         curves = _oof_curves(board, models_dir)
         positive = board.classes[-1]
@@ -76,12 +78,12 @@ def _overlay(fig: Any, curves: list[tuple[str, np.ndarray, np.ndarray]], kind: s
     from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
 
     ax = fig.add_subplot()
-    for i, (name, positive, score) in enumerate(curves):
+    for i, (name, is_positive, score) in enumerate(curves):
         if kind == "roc":
-            RocCurveDisplay.from_predictions(positive, score, name=name, ax=ax,
+            RocCurveDisplay.from_predictions(is_positive, score, name=name, ax=ax,
                                              plot_chance_level=i == len(curves) - 1)
         else:
-            PrecisionRecallDisplay.from_predictions(positive, score, name=name, ax=ax,
+            PrecisionRecallDisplay.from_predictions(is_positive, score, name=name, ax=ax,
                                                     plot_chance_level=i == len(curves) - 1)
     if kind == "roc":
         ax.set(xlabel="false-positive rate (1 - specificity)", ylabel=f"recall of {positive}")

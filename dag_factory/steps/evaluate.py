@@ -118,14 +118,17 @@ def _fold_thresholds(folds: list[Fold], target_recall: float | None) -> list[flo
 
 
 def aimed_recall(target_recall: float, folds: list[Fold]) -> float:
-    """The recall a threshold is chosen for: the target plus one binomial standard error of a fold's recall.
+    """The recall a threshold is chosen for: the target plus one binomial standard error of the recall
+    measured on the positives it is chosen on (the other folds of a repeat).
 
     A threshold that just reaches the target on the rows it was chosen on falls short on new rows
-    about half the time; aiming one standard error higher (for a fold-sized set of positives) makes
-    the target hold out of fold, at the specificity that costs, which the report shows.
+    about half the time; aiming one standard error higher makes the target hold out of fold, at the
+    specificity that costs, which the report shows.
     """
-    positives = float(np.mean([int((f.y == 1).sum()) for f in folds]))
-    margin = float(np.sqrt(target_recall * (1.0 - target_recall) / max(positives, 1.0)))
+    per_fold = len({f.fold for f in folds})
+    positives_per_repeat = [sum(int((f.y == 1).sum()) for f in folds if f.repeat == r) for r in {f.repeat for f in folds}]
+    chosen_on = float(np.mean(positives_per_repeat)) * (per_fold - 1) / per_fold
+    margin = float(np.sqrt(target_recall * (1.0 - target_recall) / max(chosen_on, 1.0)))
     return min(target_recall + margin, 1.0)
 
 
@@ -155,7 +158,7 @@ def threshold_report(cv: CVResult, threshold: float | None, target_recall: float
         target_recall=target_recall,
         aimed_recall=aim,
         rule=(f"highest threshold whose out-of-fold recall is >= {aim:.4f} (target {target_recall} plus one "
-              "standard error of a fold's recall)"),
+              "standard error of the recall on the rows it is chosen on)"),
         fold_values=mean_std([t for t in cv.thresholds if t is not None]),
         cv_recall=cv.scores["recall"],
         cv_specificity=cv.scores["specificity"],

@@ -48,6 +48,11 @@ def test_run_succeeds_and_leaderboard_lists_every_model_with_cv_mean_and_std(fir
     ranked = [r["cv"]["roc_auc"]["mean"] for r in board["leaderboard"]]
     assert ranked == sorted(ranked, reverse=True)
     assert board["decision"]["promoted"] is True
+    # 5 folds x 10 repeats: the SVM leads by a hair, inside its interval, so the simpler model is promoted
+    assert board["leader"] == "svm" and board["winner"] == "logistic_regression"
+    assert board["winner_reason"].startswith("logistic_regression is tied with the leader svm")
+    assert all(r["vs_leader"]["folds"] == 50 for r in board["leaderboard"] if r["name"] != "svm")
+    assert board["baseline"]["cv"]["roc_auc"]["mean"] == 0.5
     assert (outcome.folder / "run.log").read_text().count("Model svm CV roc_auc") == 1
     assert read_json(outcome.folder / "profile.json")["rows"] == 569
 
@@ -98,6 +103,7 @@ def test_second_run_on_same_data_skips_training_unless_forced(first_run, airflow
     board = read_json(forced.folder / "leaderboard.json")
     assert board["decision"]["promoted"] is False
     assert "does not beat the champion" in board["decision"]["reason"]
+    assert board["decision"]["vs_champion"]["gain"] == 0.0  # the same model on the same folds
     card = read_json(best_dir(project.results, "breast_cancer") / "model_card.json")
     assert card["run_id"] == first.run_id  # the champion was not replaced by an equal model
     history = (best_dir(project.results, "breast_cancer") / "history.jsonl").read_text().splitlines()

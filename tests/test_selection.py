@@ -154,3 +154,18 @@ def test_a_model_missing_the_target_recall_out_of_fold_is_ineligible_and_the_clo
         assert f"Closest to target_recall 0.995: {closest.name}" in board.decision.reason
     else:
         assert board.winner_row.cv["recall"].mean >= 0.995
+
+
+def test_a_challenger_inside_the_noise_does_not_replace_a_different_champion(tmp_path):
+    results = tmp_path / "results"
+    svm = spec_from_text(spec_for("noisy", Path("x"), "  - model: svm\n").replace(
+        "{source: 'x', target: label, positive_class: 'yes'}", "{source: 'sklearn:breast_cancer', "
+        "positive_class: malignant}"))
+    logreg = svm.model_copy(update={"models": spec_from_text(
+        spec_for("noisy", Path("x"), "  - model: logistic_regression\n")).models})
+    assert board_of(run_steps(svm, results, "svm")).decision.promoted
+    decision = board_of(run_steps(logreg, results, "logreg")).decision
+    gain = decision.vs_champion
+    assert gain.against == "svm (run svm)" and gain.ci_low <= 0.0 < gain.ci_high
+    assert not decision.promoted and decision.reason.endswith("champion kept")
+    assert decision.challenger_score != decision.champion_score  # the means differ, the difference is noise

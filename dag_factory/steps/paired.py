@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from dag_factory.artifacts.records import PairedComparison
-from dag_factory.spec.schema import LOWER_IS_BETTER
+from dag_factory.spec.schema import LOWER_IS_BETTER, ExperimentSpec
 
 #: How the leaderboard's intervals are computed, in one sentence (shown in the leaderboard and the card).
 COMPARISON_RULE = ("paired differences on the same CV folds; Nadeau-Bengio corrected resampled t interval "
@@ -59,6 +59,14 @@ def compare(metric: str, scores: Sequence[float], reference: Sequence[float], ag
     gain, low, high, p_value = corrected_interval(diff, folds, confidence)
     return PairedComparison(against=against, metric=metric, gain=gain, ci_low=low, ci_high=high,
                             confidence=confidence, p_value=p_value, folds=int(diff.size))
+
+
+def compare_folds(spec: ExperimentSpec, scores: Sequence[float] | None, reference: Sequence[float] | None,
+                  against: str) -> PairedComparison | None:
+    """``compare`` on the spec's metric, folds and confidence; None unless both have scores of the same folds."""
+    if not scores or not reference or len(scores) != len(reference):
+        return None
+    return compare(spec.selection.metric, scores, reference, against, spec.cv.folds, spec.selection.confidence)
 
 
 def is_tied(comparison: PairedComparison) -> bool:

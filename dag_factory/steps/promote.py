@@ -24,14 +24,13 @@ from dag_factory.artifacts.champion_store import ChampionMoved, LinkStore, Point
 from dag_factory.artifacts.layout import CARD_JSON, HISTORY, LEADERBOARD, MODEL_FILE, MODEL_METRICS, RunFiles, safe_run_id
 from dag_factory.artifacts.model_file import load_model
 from dag_factory.artifacts.records import (
-    Decision, HistoryEntry, Leaderboard, MeanStd, ModelCard, ModelResult, PairedComparison, RankedRow, RunMeta,
-    history_text,
+    Decision, HistoryEntry, Leaderboard, MeanStd, ModelCard, ModelResult, RankedRow, RunMeta, history_text,
 )
 from dag_factory.errors import ModelError, UntrustedModel
 from dag_factory.spec.schema import ExperimentSpec
 from dag_factory.steps.card import model_card
 from dag_factory.steps.metrics import metric_is_better
-from dag_factory.steps.paired import compare, credibly_better
+from dag_factory.steps.paired import compare_folds, credibly_better
 from dag_factory.storage.files import sha256_file, write_manifest, write_text
 from dag_factory.storage.location import StoragePath, copy_file
 
@@ -169,7 +168,7 @@ def _decide(spec: ExperimentSpec, run_id: str, winner: RankedRow, current: Model
         why = rescored or f"has no {metric} score"
         return decision.model_copy(update={"promoted": True, "reason": f"the champion {why}, so it cannot be compared"})
     ground = f" ({rescored})" if rescored else ""
-    paired = _paired_with_champion(spec, winner, champion, decision.champion)
+    paired = compare_folds(spec, winner.fold_scores.get(metric), champion.folds.get(metric), decision.champion)
     if spec.selection.credible_gain and paired is not None:
         decision.vs_champion = paired
         beats = credibly_better(paired, margin)
@@ -183,16 +182,6 @@ def _decide(spec: ExperimentSpec, run_id: str, winner: RankedRow, current: Model
     if metric_is_better(metric, score, decision.champion_score, margin):
         return decision.model_copy(update={"promoted": True, "reason": verdict % "beats"})
     return decision.model_copy(update={"reason": verdict % "does not beat" + "; champion kept"})
-
-
-def _paired_with_champion(spec: ExperimentSpec, winner: RankedRow, champion: Scores,
-                          name: str) -> PairedComparison | None:
-    """The winner's paired gain over the champion on this run's folds, when both have per-fold scores of them."""
-    metric = spec.selection.metric
-    ours, theirs = winner.fold_scores.get(metric), champion.folds.get(metric)
-    if not ours or not theirs or len(ours) != len(theirs):
-        return None
-    return compare(metric, ours, theirs, name, spec.cv.folds, spec.selection.confidence)
 
 
 def _install(store: LinkStore | PointerStore, current: StoragePath | None, files: RunFiles, board: Leaderboard,

@@ -22,7 +22,7 @@ from dag_factory.artifacts.records import (
     UnrankedRow,
 )
 from dag_factory.spec.schema import LOWER_IS_BETTER, ExperimentSpec
-from dag_factory.steps.paired import COMPARISON_RULE, compare, credibly_better, is_tied
+from dag_factory.steps.paired import COMPARISON_RULE, compare_folds, credibly_better, is_tied
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +88,6 @@ def _rank_key(metric: str, reasons: dict[str, list[str]]):
     return key
 
 
-def _paired(spec: ExperimentSpec, result: ModelResult, reference_scores: list[float] | None,
-            against: str) -> PairedComparison | None:
-    """``result`` against a reference on the same folds, or None when either lacks per-fold scores."""
-    metric = spec.selection.metric
-    scores = result.fold_scores.get(metric)
-    if not scores or not reference_scores or len(scores) != len(reference_scores):
-        return None
-    return compare(metric, scores, reference_scores, against, spec.cv.folds, spec.selection.confidence)
-
-
 def verdict(comparison: PairedComparison | None) -> str:
     """'tied with the leader (p = 0.41)' or 'worse, p = 0.003' (or better, for an ineligible model)."""
     if comparison is None:
@@ -131,7 +121,8 @@ def select(spec: ExperimentSpec, files: RunFiles, run_id: str, baseline: Baselin
     target_recall = spec.selection.threshold.target_recall if spec.selection.threshold else None
     entries = collect(files, spec.model_names())
     results = [e for e in entries if isinstance(e, ModelResult)]
-    vs_baseline = {r.name: _paired(spec, r, baseline.fold_scores.get(metric) if baseline else None, "baseline")
+    vs_baseline = {r.name: compare_folds(spec, r.fold_scores.get(metric),
+                                         baseline.fold_scores.get(metric) if baseline else None, "baseline")
                    for r in results}
     reasons = {r.name: gate_failures(r.cv, require) + threshold_failure(r, target_recall)
                + baseline_failure(vs_baseline[r.name]) for r in results}
@@ -139,7 +130,8 @@ def select(spec: ExperimentSpec, files: RunFiles, run_id: str, baseline: Baselin
     leader = trained[0] if trained else None
     rows: list[RankedRow | UnrankedRow] = []
     for rank, result in enumerate(trained, start=1):
-        vs_leader = None if result is leader else _paired(spec, result, leader.fold_scores.get(metric), leader.name)
+        vs_leader = None if result is leader else compare_folds(spec, result.fold_scores.get(metric),
+                                                                leader.fold_scores.get(metric), leader.name)
         rows.append(RankedRow(**result.model_dump(), rank=rank, eligible=not reasons[result.name],
                               ineligible_reasons=reasons[result.name], vs_leader=vs_leader,
                               verdict="leader" if result is leader else verdict(vs_leader),

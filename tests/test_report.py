@@ -17,6 +17,7 @@ from dag_factory.cli import main
 from dag_factory.storage.files import read_json
 from dag_factory.artifacts.layout import REPORT as REPORT_FILE
 from dag_factory.artifacts.layout import best_dir
+from dag_factory.artifacts.model_file import load_model
 from dag_factory.render.comparison import COMPARISON_TITLES
 from dag_factory.render.plots import PLOT_KINDS
 from evaluation_support import quick_spec, run_steps, spec_from_text
@@ -157,7 +158,7 @@ def test_a_real_dag_run_writes_the_report_and_the_champion_applies_its_threshold
     write_experiment(project, "reported_dag", fast_spec("reported_dag") + "selection: {threshold: {target_recall: 0.97}}\n")
     outcome = run_dag(project, "reported_dag")
     assert outcome.state == "success"
-    assert len(parse(outcome.folder / REPORT_FILE).images) == len(MODELS) * len(PLOT_KINDS)
+    assert len(parse(outcome.folder / REPORT_FILE).images) == len(MODELS) * len(PLOT_KINDS) + len(COMPARISON_TITLES)
     best = best_dir(project.results, "reported_dag")
     assert parse(best / REPORT_FILE).title == f"reported_dag: run {outcome.run_id}"
     card = read_json(best / "model_card.json")
@@ -167,3 +168,6 @@ def test_a_real_dag_run_writes_the_report_and_the_champion_applies_its_threshold
     scored = pd.read_csv(tmp_path / "scored.csv")
     assert (scored["threshold"] == card["threshold"]).all() and card["threshold"] != 0.5
     assert ((scored["predicted"] == "malignant") == (scored["proba_malignant"] >= card["threshold"])).all()
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    model = load_model(best / "model.skops")  # loaded directly, it makes the same calls in the same words
+    assert (model.predict(rows) == scored["predicted"]).all()

@@ -124,5 +124,7 @@ def test_predict_says_which_extra_columns_it_ignored(project, tmp_path, capsys):
                  "-o", str(tmp_path / "out.csv")]) == 0
     assert capsys.readouterr().out == (f"Scored 114 row(s) into {tmp_path / 'out.csv'}; column(s) target, patient_id "
                                        "are not features of the model, so they were ignored for scoring (and copied "
-                                       "to the output)\n")
+                                       "to the output)\nAdded columns: predicted: the predicted class (benign or "
+                                       "malignant); proba_malignant: probability of malignant; threshold: malignant "
+                                       "when proba_malignant >= threshold\n")
     assert pd.read_csv(tmp_path / "out.csv")["patient_id"].tolist() == list(range(114))

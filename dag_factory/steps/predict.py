@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -52,14 +52,27 @@ class Scored:
     path: StoragePath
     rows: int
     ignored: list[str]
+    added: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
-        """One line for the user: the output, and the columns that were not used."""
+        """The output, the columns it adds (which is which), and the columns that were not used."""
         line = f"Scored {self.rows} row(s) into {self.path}"
         if self.ignored:
             line += (f"; column(s) {', '.join(excerpt(c) for c in self.ignored)} are not features of the model, so "
                      "they were ignored for scoring (and copied to the output)")
+        if self.added:
+            line += "\nAdded columns: " + "; ".join(f"{name}: {meaning}" for name, meaning in self.added.items())
         return line
+
+
+def added_columns(card: ModelCard) -> dict[str, str]:
+    """What each column ``predict_frame`` adds means, in the source's class names."""
+    classes = card.data.classes
+    if len(classes) == 2:
+        return {"predicted": f"the predicted class ({' or '.join(classes)})",
+                f"proba_{classes[1]}": f"probability of {classes[1]}",
+                "threshold": f"{classes[1]} when proba_{classes[1]} >= threshold"}
+    return {"predicted": "the most probable class", **{f"proba_{c}": f"probability of {c}" for c in classes}}
 
 
 def predict_frame(model: Any, card: ModelCard, rows: pd.DataFrame, source: str = "the input") -> pd.DataFrame:
@@ -104,7 +117,8 @@ def predict_file(results: StoragePath, experiment: str, input_csv: StoragePath, 
                         "row") from None
     scored = predict_frame(model, card, rows, source=str(input_csv))
     write_text(output_csv, scored.to_csv(index=False))
-    result = Scored(output_csv, len(scored), [str(c) for c in rows.columns if c not in card.data.features])
+    result = Scored(output_csv, len(scored), [str(c) for c in rows.columns if c not in card.data.features],
+                    added_columns(card))
     log.info("%s (model %s of run %s, threshold %s)", result.describe(), card.model.name, card.run_id, card.threshold)
     return result
 

@@ -26,7 +26,7 @@ LOGREG = "  - model: logistic_regression\n"
 
 @pytest.fixture(scope="module")
 def shipped_run(tmp_path_factory):
-    """The shipped breast_cancer spec (4 models, 5-fold CV) through every step once."""
+    """The shipped breast_cancer spec (4 models, 5-fold CV x 10 repeats) through every step once."""
     results = tmp_path_factory.mktemp("shipped") / "results"
     folder = run_steps(shipped_spec(), results, "manual__shipped")
     return results, folder, read_json(folder / "leaderboard.json")
@@ -55,7 +55,9 @@ def test_leaderboard_has_every_metric_with_mean_and_std_for_every_model(shipped_
 def test_champion_of_the_shipped_spec_meets_the_bar(shipped_run):
     results, _, board = shipped_run
     winner = next(r for r in board["leaderboard"] if r["name"] == board["winner"])
-    assert winner["rank"] == 1
+    # the SVM leads by 0.0001 over 50 folds; the logistic regression is tied with it and simpler
+    assert board["leader"] == "svm" and winner["name"] == "logistic_regression" and winner["rank"] == 2
+    assert winner["verdict"].startswith("tied with the leader") and winner["vs_leader"]["ci_low"] < 0
     assert winner["cv"]["roc_auc"]["mean"] >= 0.99
     assert winner["cv"]["accuracy"]["mean"] >= 0.96
     assert board["decision"]["promoted"] is True

@@ -32,6 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     board.add_argument("experiment")
     board.add_argument("--json", action="store_true", help="print the raw leaderboard.json")
 
+    history = commands.add_parser("history", help="list an experiment's champions: promotions and rollbacks, in order")
+    history.add_argument("experiment")
+
+    back = commands.add_parser("rollback", help="make an earlier champion the champion again (atomic, verified)")
+    back.add_argument("experiment")
+    back.add_argument("--to", metavar="VERSION",
+                      help="a version name or a number from `dag-factory history` (default: the previous champion)")
+    back.add_argument("--reason", help="why, recorded in the history")
+
     commands.add_parser("schema", help="print the JSON Schema of an experiment spec")
 
     score = commands.add_parser("predict", help="score a CSV of new rows with an experiment's champion")
@@ -107,6 +116,32 @@ def cmd_leaderboard(project: Project, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history(project: Project, args: argparse.Namespace) -> int:
+    """Print every champion of an experiment, marking the current one."""
+    from dag_factory.render.tables import history_table
+    from dag_factory.steps.rollback import champion_history
+
+    spec = project.experiment(args.experiment)
+    history = champion_history(project.results_for(spec), spec.experiment)
+    if not history.entries:
+        print(f"error: {args.experiment} has no champion yet; run `dag-factory run {args.experiment}` first",
+              file=sys.stderr)
+        return 1
+    print(history_table(history.entries, history.current))
+    return 0
+
+
+def cmd_rollback(project: Project, args: argparse.Namespace) -> int:
+    """Restore an earlier champion and say which."""
+    from dag_factory.steps.rollback import rollback
+
+    spec = project.experiment(args.experiment)
+    entry = rollback(project.results_for(spec), spec.experiment, args.to, args.reason)
+    print(f"ROLLED BACK: {spec.experiment} champion is now {entry.model} from run {entry.run_id} "
+          f"(CV {entry.metric} {entry.score:.4f}), version {entry.version}, a copy of {entry.restored_from}")
+    return 0
+
+
 def cmd_schema(project: Project, args: argparse.Namespace) -> int:
     """Print the JSON Schema of the experiment spec (for editor completion and checks)."""
     from dag_factory.spec.schema import ExperimentSpec
@@ -132,5 +167,6 @@ def cmd_ui(project: Project, args: argparse.Namespace) -> int:
     return run_ui(project, args.port)
 
 
-HANDLERS = {"validate": cmd_validate, "run": cmd_run, "leaderboard": cmd_leaderboard, "schema": cmd_schema,
+HANDLERS = {"validate": cmd_validate, "run": cmd_run, "leaderboard": cmd_leaderboard, "history": cmd_history,
+            "rollback": cmd_rollback, "schema": cmd_schema,
             "predict": cmd_predict, "ui": cmd_ui}

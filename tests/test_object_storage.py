@@ -247,3 +247,23 @@ def test_a_results_root_in_a_bucket_that_does_not_exist_is_refused_before_any_wo
                                         "bucket, or fix results.root"):
         load(run_of(WEAK, UPath(f"s3://{missing}/ml"), "r"))
     assert missing not in {b["Name"] for b in s3_client(endpoint).list_buckets()["Buckets"]}  # none was made
+
+
+def test_rollback_on_s3_switches_the_pointer_to_a_whole_copy_of_the_earlier_champion(endpoint):
+    from upath import UPath
+
+    from dag_factory.steps.rollback import rollback
+
+    bucket = new_bucket(endpoint)
+    results = UPath(f"s3://{bucket}/promo")
+    promote_run(results, WEAK, train_run(results, WEAK, "weak"))
+    assert promote_run(results, STRONG, train_run(results, STRONG, "strong"))["promoted"]
+    assert whole_champion(endpoint, bucket, "promo", EXPERIMENT)["run_id"] == "strong"
+
+    entry = rollback(fresh(str(results)), EXPERIMENT)
+    assert whole_champion(endpoint, bucket, "promo", EXPERIMENT)["run_id"] == "weak"
+    pointer = json.loads(fetch(endpoint, bucket, f"promo/best/{EXPERIMENT}/champion.json"))
+    assert pointer["version"] == entry.version
+    history = fetch(endpoint, bucket, f"promo/best/.versions/{EXPERIMENT}/{entry.version}/history.jsonl").splitlines()
+    assert [(json.loads(h)["run_id"], json.loads(h)["action"]) for h in history] == [
+        ("weak", "promoted"), ("strong", "promoted"), ("weak", "rolled_back")]

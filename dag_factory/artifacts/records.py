@@ -312,7 +312,13 @@ class ModelCard(Record):
 
 
 class HistoryEntry(BaseModel):
-    """One line of history.jsonl: a promotion."""
+    """One line of history.jsonl: a champion installed, by a promotion or a rollback.
+
+    ``promoted_at`` is when this entry's version became the champion; a rollback names the
+    version it restored in ``restored_from`` (its own ``version`` is a fresh copy of it).
+    """
+
+    model_config = ConfigDict(extra="ignore")
 
     promoted_at: str
     run_id: str
@@ -321,11 +327,18 @@ class HistoryEntry(BaseModel):
     score: float
     reason: str
     version: str
+    action: Literal["promoted", "rolled_back"] = "promoted"
+    restored_from: str | None = None
 
 
 def history_text(earlier: str, entry: HistoryEntry) -> str:
     """history.jsonl with ``entry`` appended (one JSON object a line, keys sorted)."""
     return earlier + json.dumps(entry.model_dump(), sort_keys=True) + "\n"
+
+
+def history_entries(text: str) -> list[HistoryEntry]:
+    """The entries of a history.jsonl, oldest first."""
+    return [HistoryEntry.model_validate_json(line) for line in text.splitlines() if line.strip()]
 
 
 class ChampionPointer(Record):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from dag_factory.artifacts.records import Leaderboard, MeanStd
+from dag_factory.artifacts.records import HistoryEntry, Leaderboard, MeanStd
 
 #: Columns of the leaderboard in the terminal (the selection metric always comes first).
 LEADERBOARD_COLUMNS = ("roc_auc", "accuracy", "recall", "specificity", "f1")
@@ -59,3 +59,11 @@ def leaderboard_table(board: Leaderboard) -> str:
     if board.decision:
         lines += ["", ("PROMOTED: " if board.decision.promoted else "NOT PROMOTED: ") + board.decision.reason]
     return "\n".join(lines)
+
+
+def history_table(entries: Sequence[HistoryEntry], current: str | None) -> str:
+    """Every champion of an experiment, oldest first, numbered as ``dag-factory rollback --to N`` takes them."""
+    rows = [[str(i), "*" if e.version == current else "", e.promoted_at,
+             "rolled back" if e.action == "rolled_back" else "promoted", e.model, e.run_id,
+             f"{e.metric} {e.score:.4f}", e.version, e.reason] for i, e in enumerate(entries, 1)]
+    return table(["#", "now", "since", "how", "model", "run", "cv score", "version", "why"], rows)

@@ -14,17 +14,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dag_factory.artifacts.champion_store import ChampionMoved, LinkStore, PointerStore, champion_store, verified_card
-from dag_factory.artifacts.layout import CARD_JSON, HISTORY, LEADERBOARD, MODEL_FILE, MODEL_METRICS, RunFiles, safe_run_id
+from dag_factory.artifacts.champion_store import (
+    ChampionMoved, LinkStore, PointerStore, champion_store, install, verified_card,
+)
+from dag_factory.artifacts.layout import CARD_JSON, LEADERBOARD, MODEL_FILE, MODEL_METRICS, RunFiles, safe_run_id
 from dag_factory.artifacts.model_file import load_model
 from dag_factory.artifacts.records import (
-    Decision, HistoryEntry, Leaderboard, MeanStd, ModelCard, RankedRow, RunMeta, history_text,
+    Decision, HistoryEntry, Leaderboard, MeanStd, ModelCard, RankedRow, RunMeta,
 )
 from dag_factory.errors import ModelError, UntrustedModel
 from dag_factory.spec.schema import ExperimentSpec
 from dag_factory.steps.card import model_card
 from dag_factory.steps.metrics import metric_is_better
-from dag_factory.storage.files import sha256_file, write_manifest, write_text
+from dag_factory.storage.files import sha256_file
 from dag_factory.storage.location import StoragePath, copy_file
 
 log = logging.getLogger(__name__)
@@ -155,22 +157,20 @@ def _install(store: LinkStore | PointerStore, current: StoragePath | None, files
     """Assemble the new champion as a complete version folder, then let the store switch to it."""
     version = f"{safe_run_id(card.run_id)}-{uuid.uuid4().hex[:8]}"
     trained = files.model(winner.name)
-    with store.staging(version) as staging:
+
+    def fill(staging: Path) -> None:
         copy_file(trained / MODEL_FILE, staging / MODEL_FILE)
         if sha256_file(staging / MODEL_FILE) != winner.model_sha256:
             raise UntrustedModel(f"{trained / MODEL_FILE} does not match the SHA-256 its training recorded; "
-                             "champion kept")
+                                 "champion kept")
         copy_file(trained / MODEL_METRICS, staging / MODEL_METRICS)
         board.write(staging / LEADERBOARD)  # with this promotion's decision
         card.write(staging / CARD_JSON)
         if add_pages is not None:
             add_pages(staging, board, trained, card)
-        earlier = current / HISTORY if current is not None else None
-        history = earlier.read_text(encoding="utf-8") if earlier is not None and earlier.exists() else ""
-        entry = HistoryEntry(promoted_at=card.promoted_at, run_id=card.run_id, model=card.model.name,
-                             metric=card.metric, score=card.cv[card.metric].mean, reason=card.reason, version=version)
-        write_text(staging / HISTORY, history_text(history, entry))
-        write_manifest(staging)
-    target = store.switch(version, card)
+
+    entry = HistoryEntry(promoted_at=card.promoted_at, run_id=card.run_id, model=card.model.name,
+                         metric=card.metric, score=card.cv[card.metric].mean, reason=card.reason, version=version)
+    target = install(store, version, card, entry, current, fill)
     log.info("Promoted %s to %s", card.model.name, target)
     return target

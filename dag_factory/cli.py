@@ -139,6 +139,12 @@ def cmd_rollback(project: Project, args: argparse.Namespace) -> int:
     entry = rollback(project.results_for(spec), spec.experiment, args.to, args.reason)
     print(f"ROLLED BACK: {spec.experiment} champion is now {entry.model} from run {entry.run_id} "
           f"(CV {entry.metric} {entry.score:.4f}), version {entry.version}, a copy of {entry.restored_from}")
+    if spec.notify is not None:
+        from dag_factory.airflow.notifier import deliver
+        from dag_factory.render.notice import rollback_notice
+
+        for failure in deliver(rollback_notice(spec.experiment, entry), spec.notify):
+            print(f"warning: notification not delivered: {failure}", file=sys.stderr)
     return 0
 
 

@@ -20,6 +20,7 @@ from dag_factory.errors import UntrustedModel
 from dag_factory.steps.rollback import RollbackRefused, champion_history, rollback
 from dag_factory.storage.files import manifest_problems
 from evaluation_support import private_copy
+from listeners import free_port, http_listener, wait_for
 from test_promotion import EXPERIMENT, STRONG, die_at_call, in_child, promote_run, run_dir, trained  # noqa: F401
 
 
@@ -107,8 +108,9 @@ def test_sigkill_at_every_file_operation_of_a_rollback_leaves_a_whole_champion(t
     print(f"SIGKILL at {len(outcomes)} file operations of a rollback; champion whole every time: {outcomes}")
 
 
-def test_the_history_and_rollback_commands(two_champions, project, capsys):
-    write_experiment(project, EXPERIMENT, fast_spec(EXPERIMENT))
+def test_the_history_and_rollback_commands_and_the_rollback_notification(two_champions, project, capsys,
+                                                                          monkeypatch):
+    write_experiment(project, EXPERIMENT, fast_spec(EXPERIMENT) + "notify: {webhooks: [hook, dead_hook]}\n")
     (project.root / "results").rmdir()
     private_copy(two_champions, project.root / "results")
     argv = ["--project", str(project.root)]
@@ -119,7 +121,18 @@ def test_the_history_and_rollback_commands(two_champions, project, capsys):
     assert listing[2].startswith("1 ") and " weak " in listing[2]
     assert listing[3].startswith("2  *") and " strong " in listing[3]
 
-    assert main([*argv, "rollback", EXPERIMENT]) == 0
-    assert capsys.readouterr().out.startswith(f"ROLLED BACK: {EXPERIMENT} champion is now stump")
+    with http_listener() as (url, posts):
+        monkeypatch.setenv("AIRFLOW_CONN_HOOK", json.dumps({"conn_type": "http", "host": url}))
+        monkeypatch.setenv("AIRFLOW_CONN_DEAD_HOOK",
+                           json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{free_port()}/hook"}))
+        assert main([*argv, "rollback", EXPERIMENT, "--reason", "drift"]) == 0
+        wait_for(posts, 1)
+    out, err = capsys.readouterr()
+    assert out.startswith(f"ROLLED BACK: {EXPERIMENT} champion is now stump")
+    assert "warning: notification not delivered: webhook dead_hook: URLError" in err
+    sent = posts[0]["json"]
+    assert sent["event"] == "rollback" and sent["entry"]["restored_from"] == history(
+        project.root / "results")[0]["version"] and "drift" in sent["text"]
+
     assert main([*argv, "rollback", EXPERIMENT, "--to", "7"]) == 2
     assert "error: --to 7: the history of promo has entries 1 to 3" in capsys.readouterr().err

@@ -27,6 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--force", action="store_true", help="retrain even if the data is unchanged")
     run.add_argument("--models", help="comma-separated subset of the spec's models")
     run.add_argument("--cv-folds", type=int, help="override the spec's CV folds")
+    answer = run.add_mutually_exclusive_group()
+    answer.add_argument("--approve", action="store_const", const="approve", dest="approval", default="ask",
+                        help="with promotion.approval: required, approve a new champion (default: ask on a terminal, "
+                             "else reject)")
+    answer.add_argument("--reject", action="store_const", const="reject", dest="approval",
+                        help="with promotion.approval: required, keep the champion")
+
+    for verb in ("approve", "reject"):
+        respond = commands.add_parser(verb, help=f"{verb} the new champion a run of EXPERIMENT waits on "
+                                                 "(the project's Airflow; same as Required actions in the UI)")
+        respond.add_argument("experiment")
+        respond.add_argument("--run", help="the Airflow run id (default: the newest run waiting for approval)")
 
     board = commands.add_parser("leaderboard", help="print the latest leaderboard of an experiment")
     board.add_argument("experiment")
@@ -91,7 +103,7 @@ def cmd_run(project: Project, args: argparse.Namespace) -> int:
         conf["models"] = models
     if args.cv_folds is not None:
         conf["cv_folds"] = args.cv_folds
-    outcome = run_experiment(project, spec.experiment, conf)
+    outcome = run_experiment(project, spec.experiment, conf, approval=args.approval)
     end = ending(spec, outcome.files, outcome.state)
     print(run_summary(outcome.files, outcome.run_id, outcome.state,
                       champion_model_path(project.results_for(spec), spec.experiment), f"{end.line} (exit code {end.code})"))
@@ -114,6 +126,18 @@ def cmd_leaderboard(project: Project, args: argparse.Namespace) -> int:
     board = Leaderboard.read(boards[-1])
     print(board.model_dump_json(indent=2) if args.json else f"{boards[-1]}\n\n{leaderboard_table(board)}")
     return 0
+
+
+def cmd_answer(project: Project, args: argparse.Namespace) -> int:
+    """Approve or reject the approval request of a run, as its reviewer."""
+    import getpass
+
+    from dag_factory.airflow.answers import record_answer
+
+    spec = project.experiment(args.experiment)
+    code, line = record_answer(project, spec.experiment, args.run, args.command == "approve", getpass.getuser())
+    print(line, file=sys.stdout if code == 0 else sys.stderr)
+    return code
 
 
 def cmd_history(project: Project, args: argparse.Namespace) -> int:
@@ -174,5 +198,6 @@ def cmd_ui(project: Project, args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"validate": cmd_validate, "run": cmd_run, "leaderboard": cmd_leaderboard, "history": cmd_history,
+            "approve": cmd_answer, "reject": cmd_answer,
             "rollback": cmd_rollback, "schema": cmd_schema,
             "predict": cmd_predict, "ui": cmd_ui}

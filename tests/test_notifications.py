@@ -71,7 +71,7 @@ def test_an_smtp_server_that_is_down_is_logged_and_an_unwanted_event_is_not_sent
 @pytest.mark.parametrize(("notify", "sentence"), [
     ({"events": ["failed_run"]}, "notify names no channel"),
     ({"email": {"to": ["not an address"]}}, "should match pattern"),
-    ({"webhooks": ["x"], "events": ["new_champions"]}, "failed_run', 'new_champion' or 'rollback'"),
+    ({"webhooks": ["x"], "events": ["new_champions"]}, "'new_champion', 'rollback' or 'approval_request'"),
 ])
 def test_a_bad_notify_section_is_refused(notify, sentence):
     with pytest.raises(ValidationError, match=sentence):

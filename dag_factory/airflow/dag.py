@@ -157,7 +157,13 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
         context = StepContext(spec, catalog, project)
         tasks = {name: _task(name, context, _options(name, spec, project, champion)) for name in TASKS}
         tasks["train"] = tasks["train"].expand(model_name=names)
-        chain(*(tasks[name] for name in TASKS))
+        order = [tasks[name] for name in TASKS]
+        if spec.promotion.approval == "required":  # a person approves a new champion between select and promote
+            from dag_factory.airflow.approval import ApprovalGate
+
+            order.insert(TASKS.index("promote"), ApprovalGate(
+                step_context=context, notifiers=notifiers("approval_request", spec, project)))
+        chain(*order)
     return dag
 
 
@@ -221,19 +227,30 @@ def _task(name: str, context: StepContext, options: dict[str, Any]) -> Any:
     return task(task_id=name, **options)(step)()
 
 
+def run_of(context: StepContext, airflow_context: Any) -> Any:
+    """The workflow Run of the current DAG run (its params and this task's attempt), built at execution time."""
+    from dag_factory import workflow
+    from dag_factory.steps.load import Attempt
+
+    params, ti, spec = airflow_context["params"], airflow_context["ti"], context.spec
+    return workflow.Run.of(spec, context.catalog, context.project.root, context.project.results_for(spec),
+                           airflow_context["run_id"], models=list(params["models"]), force=bool(params["force"]),
+                           cv_folds=int(params["cv_folds"]), attempt=Attempt(ti.try_number, ti.max_tries + 1))
+
+
 def execute_step(name: str, context: StepContext, **kwargs: Any) -> Any:
     """Run workflow step ``name`` for the current DAG run: NothingToDo becomes a skip with its reason."""
     from dag_factory import workflow
-    from dag_factory.steps.load import Attempt
 
     airflow_context = get_current_context()
     if "model_name" in kwargs:
         airflow_context["model_name"] = kwargs["model_name"]  # type: ignore[typeddict-unknown-key]  # the grid name
-    params, ti = airflow_context["params"], airflow_context["ti"]
     spec = context.spec
-    run = workflow.Run.of(spec, context.catalog, context.project.root, context.project.results_for(spec),
-                          airflow_context["run_id"], models=list(params["models"]), force=bool(params["force"]),
-                          cv_folds=int(params["cv_folds"]), attempt=Attempt(ti.try_number, ti.max_tries + 1))
+    run = run_of(context, airflow_context)
+    if name == "promote" and spec.promotion.approval == "required":
+        from dag_factory.airflow.approval import TASK_ID
+
+        kwargs["approval"] = airflow_context["ti"].xcom_pull(task_ids=TASK_ID)
     try:
         result = workflow.STEPS[name](run, **kwargs)
     except NothingToDo as reason:

@@ -1,7 +1,7 @@
 """Notifications through Airflow's notifier mechanism: e-mail by the SMTP provider, JSON webhooks.
 
-``FactoryNotifier`` is a ``BaseNotifier``: the DAG's ``on_failure_callback`` (a failed run) and
-the promote task's ``on_success_callback`` (a new champion) call it. ``deliver`` is also what
+``FactoryNotifier`` is a ``BaseNotifier``: the DAG's ``on_failure_callback`` (a failed run),
+the promote task's ``on_success_callback`` (a new champion) and the approval task (a request) call it. ``deliver`` is also what
 ``dag-factory rollback`` calls. Every channel is tried on its own; one that cannot be reached is
 logged and skipped, so a notification never fails or holds up a run. Secrets come from Airflow
 connections, resolved when a notification is sent (nothing is read at parse time).
@@ -40,7 +40,13 @@ class FactoryNotifier(BaseNotifier):
     def notify(self, context: Any) -> None:
         assert self.spec.notify is not None
         try:
-            notice = self.notice(str(context["run_id"]), str(context.get("reason") or "the run failed"))
+            if self.event == "approval_request":  # called by the approval task itself, with its request
+                from dag_factory.render.notice import approval_notice
+
+                task = context["task"]
+                notice = approval_notice(self.spec.experiment, str(context["run_id"]), task.subject, task.body or "")
+            else:
+                notice = self.notice(str(context["run_id"]), str(context.get("reason") or "the run failed"))
         except Exception as err:  # noqa: BLE001  a notification never fails the run
             log.warning("No %s notification for %s: its records could not be read (%s: %s)",
                         self.event, self.spec.experiment, type(err).__name__, err)

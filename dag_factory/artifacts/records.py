@@ -203,6 +203,24 @@ class UnrankedRow(BaseModel):
 LeaderboardRow = Annotated[RankedRow | UnrankedRow, Field(discriminator="status")]
 
 
+class Approval(BaseModel):
+    """A person's answer to "promote this model?" (spec ``promotion.approval: required``), as the approve task saw it."""
+
+    asked: bool  # False when the run had nothing to approve (no winner, or it did not beat the champion)
+    approved: bool = False
+    by: str | None = None
+    at: str | None = None
+    timed_out: bool = False
+
+    def refusal(self, timeout_hours: float) -> str:
+        """Why this answer does not allow a promotion, in a few words."""
+        if not self.asked:
+            return "no approval was asked (the champion changed after the request was decided); run again"
+        if self.timed_out:
+            return f"no answer within {timeout_hours:g}h, so the request timed out"
+        return f"rejected by {self.by or 'unknown'} at {self.at}"
+
+
 class Decision(BaseModel):
     """Whether this run's winner became the champion, and why, in one sentence."""
 
@@ -216,6 +234,7 @@ class Decision(BaseModel):
     repeated: bool = False
     path: str | None = None
     registered: dict[str, str] | None = None
+    approval: Approval | None = None
 
 
 class Leaderboard(Record):

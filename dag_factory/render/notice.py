@@ -71,3 +71,11 @@ def rollback_notice(experiment: str, entry: HistoryEntry) -> Notice:
                   f"[dag-factory] {experiment}: champion rolled back to {entry.model} from run {entry.run_id}",
                   [f"Why: {entry.reason}", f"CV {entry.metric}: {entry.score:.4f}", f"Version: {entry.version}"],
                   {"run_id": entry.run_id, "entry": entry.model_dump(mode="json")})
+
+
+def approval_notice(experiment: str, run_id: str, subject: str, body: str) -> Notice:
+    """A new champion waits for a person's approval (the request as Airflow's Required actions shows it)."""
+    return Notice("approval_request", experiment, f"[dag-factory] {experiment}: approval needed: {subject}",
+                  [f"Run: {run_id}", "", body, "",
+                   f"Answer in Airflow (Required actions) or: dag-factory approve|reject {experiment} --run '{run_id}'"],
+                  {"run_id": run_id, "request": subject})

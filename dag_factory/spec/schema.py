@@ -206,8 +206,8 @@ class TrackingSpec(StrictModel):
 
 
 #: What a notification can be about.
-NotifyEvent = Literal["failed_run", "new_champion", "rollback"]
-NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("failed_run", "new_champion", "rollback")
+NotifyEvent = Literal["failed_run", "new_champion", "rollback", "approval_request"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("failed_run", "new_champion", "rollback", "approval_request")
 
 
 class EmailSpec(StrictModel):
@@ -240,6 +240,16 @@ class NotifySpec(StrictModel):
         return self
 
 
+class PromotionSpec(StrictModel):
+    """How a better model becomes the champion: at once, or after a person approves it."""
+
+    approval: Literal["none", "required"] = Field(
+        "none", description="required: a new champion waits for a person's Approve (Airflow's Required actions, "
+        "its REST API, or `dag-factory approve`); Reject or no answer in time keeps the champion.")
+    timeout_hours: float = Field(24.0, gt=0, le=24 * 30,
+                                 description="How long a request waits for an answer; then the champion is kept.")
+
+
 class ExperimentSpec(StrictModel):
     """One experiment: one YAML file in experiments/, one Airflow DAG."""
 
@@ -261,6 +271,7 @@ class ExperimentSpec(StrictModel):
     results: ResultsSpec | None = Field(None, description="Where results go; default: the project's results/ folder.")
     tracking: TrackingSpec | None = Field(None, description="MLflow tracking; default: none.")
     notify: NotifySpec | None = Field(None, description="Notifications (e-mail, webhooks); default: none.")
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
 
     @field_validator("models")
     @classmethod

@@ -20,7 +20,7 @@ from dag_factory.artifacts.champion_store import (
 from dag_factory.artifacts.layout import CARD_JSON, LEADERBOARD, MODEL_FILE, MODEL_METRICS, RunFiles, safe_run_id
 from dag_factory.artifacts.model_file import load_model
 from dag_factory.artifacts.records import (
-    Decision, HistoryEntry, Leaderboard, MeanStd, ModelCard, RankedRow, RunMeta,
+    Approval, Decision, HistoryEntry, Leaderboard, MeanStd, ModelCard, RankedRow, RunMeta,
 )
 from dag_factory.errors import ModelError, UntrustedModel
 from dag_factory.spec.schema import ExperimentSpec
@@ -40,11 +40,12 @@ PageWriter = Callable[[Path, Leaderboard, StoragePath, ModelCard], None]
 
 
 def promote(spec: ExperimentSpec, results: StoragePath, files: RunFiles, meta: RunMeta,
-            add_pages: PageWriter | None = None) -> Decision:
+            add_pages: PageWriter | None = None, approval: Approval | None = None) -> Decision:
     """Compare this run's winner with the champion, promote it if it is better, record the decision.
 
     The decision (promoted or not, and why) is written into the run's leaderboard. Running it
-    again for the same run (a retried or cleared task) changes nothing.
+    again for the same run (a retried or cleared task) changes nothing. With ``promotion.approval:
+    required`` a better winner is installed only when ``approval`` says a person approved it.
     """
     board = Leaderboard.read(files.leaderboard)
     winner = board.winner_row
@@ -55,7 +56,7 @@ def promote(spec: ExperimentSpec, results: StoragePath, files: RunFiles, meta: R
     store = champion_store(results, spec.experiment)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            decision = _promote_once(spec, store, files, meta, board, winner, add_pages)
+            decision = _promote_once(spec, store, files, meta, board, winner, add_pages, approval)
             break
         except ChampionMoved as moved:
             log.warning("%s (attempt %d of %d); deciding again against the new champion", moved, attempt, MAX_ATTEMPTS)
@@ -69,8 +70,9 @@ def promote(spec: ExperimentSpec, results: StoragePath, files: RunFiles, meta: R
 
 
 def _promote_once(spec: ExperimentSpec, store: LinkStore | PointerStore, files: RunFiles, meta: RunMeta,
-                  board: Leaderboard, winner: RankedRow, add_pages: PageWriter | None) -> Decision:
-    """One compare-and-swap: read the champion, decide, and install the winner if it is better."""
+                  board: Leaderboard, winner: RankedRow, add_pages: PageWriter | None,
+                  approval: Approval | None) -> Decision:
+    """One compare-and-swap: read the champion, decide, and install the winner if it is better (and approved)."""
     with store.claim():
         folder = store.current()
         current = None if folder is None else verified_card(folder)
@@ -78,7 +80,7 @@ def _promote_once(spec: ExperimentSpec, store: LinkStore | PointerStore, files: 
         champion_cv, rescored = (current.cv, None) if current is not None else ({}, None)
         if current is not None and current.evaluation_ground != ground:
             champion_cv, rescored = _rescored(spec, folder, files, meta, current)
-        decision = _decide(spec, board.run_id, winner, current, champion_cv, rescored)
+        decision = _approved(spec, _decide(spec, board.run_id, winner, current, champion_cv, rescored), approval)
         if decision.repeated:
             decision.path = str(folder)
         elif decision.promoted:
@@ -86,6 +88,31 @@ def _promote_once(spec: ExperimentSpec, store: LinkStore | PointerStore, files: 
             decision.path = str(_install(store, folder, files, board.model_copy(update={"decision": decision}),
                                          winner, card, add_pages))
     return decision
+
+
+def _approved(spec: ExperimentSpec, decision: Decision, approval: Approval | None) -> Decision:
+    """``decision`` as it stands once the approval rule is applied: without an Approve, the champion is kept."""
+    if spec.promotion.approval != "required" or not decision.promoted or decision.repeated:
+        return decision
+    answer = approval or Approval(asked=False)
+    if answer.approved:
+        return decision.model_copy(update={"approval": answer, "reason": f"{decision.reason}; approved by {answer.by}"})
+    return decision.model_copy(update={
+        "promoted": False, "approval": answer,
+        "reason": f"{decision.reason}; not promoted: {answer.refusal(spec.promotion.timeout_hours)}; champion kept"})
+
+
+def would_promote(spec: ExperimentSpec, results: StoragePath, files: RunFiles, meta: RunMeta, board: Leaderboard,
+                  winner: RankedRow) -> tuple[Decision, ModelCard | None] | None:
+    """What promote would decide now, before any approval, with the champion it compared against; None when it
+    would keep the champion. A champion measured on other data counts as beatable (promote re-scores it)."""
+    folder = champion_store(results, spec.experiment).current()
+    current = None if folder is None else verified_card(folder)
+    if current is not None and current.evaluation_ground != evaluation_ground(spec, meta):
+        note = "the champion was measured on other data or folds; promote re-scores it before it decides"
+        return Decision(promoted=True, reason=note, metric=spec.selection.metric, challenger=winner.name), current
+    decision = _decide(spec, board.run_id, winner, current, current.cv if current else {}, None)
+    return (decision, current) if decision.promoted and not decision.repeated else None
 
 
 def evaluation_ground(spec: ExperimentSpec, meta: RunMeta) -> dict[str, Any]:

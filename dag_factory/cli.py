@@ -169,6 +169,10 @@ def cmd_rollback(project: Project, args: argparse.Namespace) -> int:
 
         for failure in deliver(rollback_notice(spec.experiment, entry), spec.notify):
             print(f"warning: notification not delivered: {failure}", file=sys.stderr)
+    if spec.tracking is not None:
+        from dag_factory.tracking import move_champion_alias
+
+        print(f"MLflow: {move_champion_alias(spec, project.results_for(spec), entry.run_id)}")
     return 0
 
 

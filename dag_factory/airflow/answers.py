@@ -34,8 +34,8 @@ def record_answer(project: Project, dag_id: str, run_id: str | None, approve: bo
     return done.returncode, lines[-1] if lines else (done.stderr.strip().splitlines() or ["no answer recorded"])[-1]
 
 
-def answer_waiting_run(project: Project, dag_id: str, run_id: str, policy: Policy) -> str:
-    """Answer the request a `dag-factory run` waits on, by ``policy``; returns the lines to print."""
+def answer_waiting_run(project: Project, dag_id: str, run_id: str, policy: Policy) -> tuple[bool, str]:
+    """Answer the request a `dag-factory run` waits on, by ``policy``; whether it was recorded, and what to print."""
     user = getpass.getuser()
     if policy == "ask" and sys.stdin.isatty():
         reply = input(f"\nApprove the new champion of {dag_id} (the request is printed above)? [y/N] ")
@@ -45,4 +45,4 @@ def answer_waiting_run(project: Project, dag_id: str, run_id: str, policy: Polic
     else:
         approve, why = policy == "approve", f"--{policy}"
     code, line = record_answer(project, dag_id, run_id, approve, f"{user} (dag-factory run)")
-    return f"APPROVAL: {line} ({why})\n" if code == 0 else f"APPROVAL NOT RECORDED: {line}\n"
+    return (True, f"APPROVAL: {line} ({why})\n") if code == 0 else (False, f"APPROVAL NOT RECORDED: {line}\n")

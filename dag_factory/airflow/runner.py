@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from dag_factory.airflow.answers import Policy, answer_waiting_run
 from dag_factory.artifacts.layout import RunFiles
-from dag_factory.errors import SpecError
+from dag_factory.errors import RunFailed, SpecError
 from dag_factory.project import Project
 from dag_factory.storage.files import write_text
 from dag_factory.storage.location import StoragePath, is_local
@@ -29,6 +29,8 @@ from dag_factory.storage.location import StoragePath, is_local
 RUN_ID_LINE = "dag-factory run id: "
 #: What dag.test() logs while a Human-in-the-loop task waits for an answer.
 WAITING_FOR_INPUT = "Waiting for Human-in-the-loop input for tasks"
+#: How often the run tries to record its answer before it stops the run instead of waiting for ever.
+ANSWER_ATTEMPTS = 3
 
 
 @dataclass
@@ -72,7 +74,7 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         ) as child:
             assert child.stdout is not None
-            run_id, answered = None, False
+            run_id, answered, attempts = None, False, 0
             for line in child.stdout:
                 if line.startswith(RUN_ID_LINE):
                     run_id = line.removeprefix(RUN_ID_LINE).strip()
@@ -81,10 +83,15 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
                 sys.stdout.write(line)
                 log.write(line)
                 if WAITING_FOR_INPUT in line and run_id is not None and not answered:
-                    answered = True
-                    note = answer_waiting_run(project, experiment, run_id, approval)
+                    answered, note = answer_waiting_run(project, experiment, run_id, approval)
+                    attempts += 1
                     sys.stdout.write(note)
                     log.write(note)
+                    if not answered and attempts >= ANSWER_ATTEMPTS:  # dag.test() would wait for ever
+                        child.terminate()
+                        child.wait()
+                        raise RunFailed(f"the run {run_id} of {experiment} waited for an approval that could not be "
+                                        f"recorded ({note.strip()}); it was stopped, and the champion is untouched")
         if not outcome_file.exists():
             raise RuntimeError(f"the Airflow run of {experiment} ended (exit code {child.returncode}) before it "
                                f"started a DAG run; see the output above")

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from conftest import fast_spec, run_dag, write_experiment
 from dag_factory.airflow.notifier import deliver
 from dag_factory.artifacts.records import Decision
+from dag_factory.errors import SpecError
 from dag_factory.render.notice import new_champion_notice
 from dag_factory.spec.schema import NotifySpec
 from dag_factory.steps.outcome import EXIT_DECIDED_WITH_FAILED_MODELS, ending
@@ -115,3 +116,18 @@ def test_a_dag_run_notifies_its_new_champion_and_its_failure_and_a_dead_webhook_
     assert events["new_champion"]["run_id"] == outcome.run_id
     log = outcome.files.log.read_text()
     assert "Could not send the new_champion notification for noisy by webhook dead_hook" in log
+
+
+def test_a_project_wide_notify_yaml_is_the_default_of_every_spec_without_its_own(project):
+    write_experiment(project, "quiet", fast_spec("quiet"))
+    write_experiment(project, "own", fast_spec("own") + "notify: {webhooks: [own_hook]}\n")
+    (project.root / "notify.yaml").write_text("webhooks: [team_hook]\nevents: [failed_run]\n")
+    assert project.experiment("quiet").notify.webhooks == ["team_hook"]
+    assert project.experiment("quiet").notify.events == ["failed_run"]
+    assert project.experiment("own").notify.webhooks == ["own_hook"]
+
+    (project.root / "notify.yaml").write_text("webhooks: [team_hook]\nevent: [failed_run]\n")
+    with pytest.raises(SpecError) as refused:
+        project.experiment("quiet")
+    assert refused.value.path.endswith("notify.yaml")
+    assert 'line 2' in str(refused.value) and 'unknown key "event" (did you mean "events"?)' in str(refused.value)

@@ -9,6 +9,7 @@ and one times out (the scheduler applies the default, Reject).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from getpass import getuser
@@ -27,6 +28,7 @@ from dag_factory.steps import promote as promotion
 from dag_factory.steps.approval import approval_request
 from dag_factory.steps.outcome import EXIT_DECIDED, ending
 from evaluation_support import private_copy
+from listeners import http_listener, wait_for
 from test_promotion import EXPERIMENT, STRONG, WEAK, run_dir, trained  # noqa: F401
 
 GATED = STRONG.model_copy(update={"promotion": STRONG.promotion.model_copy(update={"approval": "required",
@@ -89,11 +91,19 @@ def hitl_row(db, dag_id: str, run_id: str) -> dict:
 @pytest.mark.airflow
 @pytest.mark.parametrize("policy", ["approve", "ask"])
 def test_dag_factory_run_answers_the_request_approve_by_flag_and_reject_without_a_terminal(
-        project, airflow_db, policy, capsys):
+        project, airflow_db, policy, capsys, monkeypatch):
     name = f"gated_{policy}"
-    write_experiment(project, name, fast_spec(name, "  - model: logistic_regression\n") + APPROVAL)
-    outcome = run_experiment(project, name, {}, approval=policy)
+    notify = "notify: {webhooks: [hook], events: [approval_request]}\n"
+    write_experiment(project, name, fast_spec(name, "  - model: logistic_regression\n") + APPROVAL + notify)
+    with http_listener() as (url, posts):
+        monkeypatch.setenv("AIRFLOW_CONN_HOOK", json.dumps({"conn_type": "http", "host": url}))
+        outcome = run_experiment(project, name, {}, approval=policy)
+        wait_for(posts, 1)
     out = capsys.readouterr().out
+    request = posts[0]["json"]  # the approval_request notification, sent by the approve task
+    assert request["event"] == "approval_request" and request["run_id"] == outcome.run_id
+    assert "| challenger | logistic_regression |" in request["text"] and f"dag-factory approve|reject {name}" in \
+        request["text"]
 
     states = {t["task_id"]: t["state"] for t in task_instances(airflow_db, name, outcome.run_id)}
     assert states["approve"] == "success" and states["promote"] == "success"

@@ -142,16 +142,19 @@ def cmd_answer(project: Project, args: argparse.Namespace) -> int:
 
 def cmd_history(project: Project, args: argparse.Namespace) -> int:
     """Print every champion of an experiment, marking the current one."""
-    from dag_factory.render.tables import history_table
-    from dag_factory.steps.rollback import champion_history
+    from dag_factory.render.tables import history_table, refusals_table
+    from dag_factory.steps.rollback import champion_history, refused_promotions
 
     spec = project.experiment(args.experiment)
-    history = champion_history(project.results_for(spec), spec.experiment)
-    if not history.entries:
+    results = project.results_for(spec)
+    history, refused = champion_history(results, spec.experiment), refused_promotions(results, spec.experiment)
+    if not history.entries and not refused:
         print(f"error: {args.experiment} has no champion yet; run `dag-factory run {args.experiment}` first",
               file=sys.stderr)
         return 1
-    print(history_table(history.entries, history.current))
+    print(history_table(history.entries, history.current) if history.entries else "No champion yet.")
+    if refused:
+        print(f"\nNot promoted for want of an approval:\n{refusals_table(refused)}")
     return 0
 
 

@@ -175,3 +175,19 @@ def test_on_a_real_scheduler_requests_are_approved_by_the_cli_rejected_by_the_re
     assert "no answer within 0.001h" in decisions["gated_timeout"].reason
     assert current_card(project.results, "gated_cli").run_id == runs["gated_cli"]
     assert current_card(project.results, "gated_api") is None and current_card(project.results, "gated_timeout") is None
+
+
+def test_the_history_command_lists_winners_that_were_not_approved(results, project, capsys):
+    timed_out = Approval(asked=True, timed_out=True, at="2026-01-02T10:00:00+00:00")
+    write_experiment(project, EXPERIMENT, fast_spec(EXPERIMENT))
+    (project.root / "results").rmdir()
+    private_copy(results, project.root / "results")
+    files = RunFiles(run_dir(project.root / "results", "strong"))
+    promotion.promote(GATED, project.root / "results", files, RunMeta.read(files.meta), approval=timed_out)
+
+    assert main(["--project", str(project.root), "history", EXPERIMENT]) == 0
+    out = capsys.readouterr().out
+    assert " stump " in out  # the champion, still the weak run
+    refused = out.split("Not promoted for want of an approval:\n")[1].splitlines()
+    assert refused[0].split() == ["run", "model", "cv", "score", "approval", "answered", "at"]
+    assert refused[2].split()[:2] == ["strong", "logistic_regression"] and "timed out" in refused[2]

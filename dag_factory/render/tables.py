@@ -67,3 +67,16 @@ def history_table(entries: Sequence[HistoryEntry], current: str | None) -> str:
              "rolled back" if e.action == "rolled_back" else "promoted", e.model, e.run_id,
              f"{e.metric} {e.score:.4f}", e.version, e.reason] for i, e in enumerate(entries, 1)]
     return table(["#", "now", "since", "how", "model", "run", "cv score", "version", "why"], rows)
+
+
+def refusals_table(boards: Sequence[Leaderboard]) -> str:
+    """Runs whose winner would have been promoted but was not approved: who or what refused it, and when."""
+    rows = []
+    for board in boards:
+        decision = board.decision
+        assert decision is not None and decision.approval is not None
+        answer = decision.approval
+        how = "timed out" if answer.timed_out else f"rejected by {answer.by}" if answer.asked else "not asked"
+        score = "" if decision.challenger_score is None else f"{decision.metric} {decision.challenger_score:.4f}"
+        rows.append([board.run_id, decision.challenger, score, how, answer.at or ""])
+    return table(["run", "model", "cv score", "approval", "answered at"], rows)

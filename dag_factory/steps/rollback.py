@@ -1,4 +1,5 @@
-"""Rollback: make an earlier champion the champion again, and list every champion an experiment had.
+"""Rollback: make an earlier champion the champion again, and list every champion an experiment had
+(and the winners a reviewer did not approve).
 
 A rollback installs a fresh copy of the earlier version, through the same atomic installation
 as a promotion (``champion_store.install``): a version folder assembled whole, its files
@@ -17,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dag_factory.artifacts.champion_store import champion_store, history_of, install, verified_card
-from dag_factory.artifacts.layout import HISTORY, MANIFEST, versions_dir
-from dag_factory.artifacts.records import HistoryEntry, history_entries
+from dag_factory.artifacts.layout import HISTORY, MANIFEST, leaderboards, versions_dir
+from dag_factory.artifacts.records import HistoryEntry, Leaderboard, history_entries
 from dag_factory.errors import DagFactoryError, UntrustedModel
 from dag_factory.storage.files import sha256_file
 from dag_factory.storage.location import StoragePath, copy_file
@@ -44,6 +45,13 @@ def champion_history(results: StoragePath, experiment: str) -> ChampionHistory:
     """The history recorded with the current champion (each promotion and rollback, in order)."""
     folder = champion_store(results, experiment).current()
     return ChampionHistory(history_entries(history_of(folder)), None if folder is None else folder.name)
+
+
+def refused_promotions(results: StoragePath, experiment: str) -> list[Leaderboard]:
+    """Leaderboards of runs whose better winner was not promoted for want of an approval, oldest first."""
+    boards = [Leaderboard.read(path) for path in leaderboards(results, experiment)]
+    return [b for b in boards if b.decision is not None and b.decision.approval is not None
+            and not b.decision.promoted]
 
 
 def rollback(results: StoragePath, experiment: str, to: str | None = None, reason: str | None = None) -> HistoryEntry:

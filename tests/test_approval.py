@@ -191,3 +191,12 @@ def test_the_history_command_lists_winners_that_were_not_approved(results, proje
     refused = out.split("Not promoted for want of an approval:\n")[1].splitlines()
     assert refused[0].split() == ["run", "model", "cv", "score", "approval", "answered", "at"]
     assert refused[2].split()[:2] == ["strong", "logistic_regression"] and "timed out" in refused[2]
+
+
+@pytest.mark.airflow
+def test_approve_when_no_run_waits_says_so_and_exits_2(project, airflow_db, capsys):
+    write_experiment(project, "gated_idle", fast_spec("gated_idle", "  - model: logistic_regression\n") + APPROVAL)
+    assert main(["--project", str(project.root), "approve", "gated_idle"]) == 2
+    assert capsys.readouterr().err.strip() == "error: no run of gated_idle is waiting for approval"
+    assert main(["--project", str(project.root), "reject", "gated_idle", "--run", "manual__nope"]) == 2
+    assert "run manual__nope of gated_idle: The Task Instance with dag_id: `gated_idle`" in capsys.readouterr().err

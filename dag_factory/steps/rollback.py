@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dag_factory.artifacts.champion_store import champion_store, history_of, install, verified_card
+from dag_factory.artifacts.champion_store import ChampionMoved, champion_store, history_of, install, verified_card
 from dag_factory.artifacts.layout import HISTORY, MANIFEST, leaderboards, versions_dir
 from dag_factory.artifacts.records import HistoryEntry, Leaderboard, history_entries
 from dag_factory.errors import DagFactoryError, UntrustedModel
@@ -78,7 +78,11 @@ def rollback(results: StoragePath, experiment: str, to: str | None = None, reaso
         entry = HistoryEntry(promoted_at=now, run_id=card.run_id, model=card.model.name, metric=card.metric,
                              score=card.cv[card.metric].mean, reason=why, version=version, action="rolled_back",
                              restored_from=target.name)
-        install(store, version, card, entry, current, lambda staging: _copy_verified(target, staging))
+        try:
+            install(store, version, card, entry, current, lambda staging: _copy_verified(target, staging))
+        except ChampionMoved:
+            raise RollbackRefused(f"a promotion replaced the champion of {experiment} during the rollback, which "
+                                  "changed nothing; check `dag-factory history` and run it again") from None
     log.info("%s: %s", experiment, why)
     return entry
 

@@ -254,7 +254,8 @@ def test_a_results_root_in_a_bucket_that_does_not_exist_is_refused_before_any_wo
     assert missing not in {b["Name"] for b in s3_client(endpoint).list_buckets()["Buckets"]}  # none was made
 
 
-def test_rollback_on_s3_switches_the_pointer_to_a_whole_copy_and_a_sigkill_leaves_one_whole_champion(endpoint):
+def test_rollback_on_s3_switches_the_pointer_to_a_whole_copy_and_a_sigkill_leaves_one_whole_champion(
+        endpoint, monkeypatch):
     from upath import UPath
 
     from dag_factory.steps.rollback import rollback
@@ -285,3 +286,17 @@ def test_rollback_on_s3_switches_the_pointer_to_a_whole_copy_and_a_sigkill_leave
     history = fetch(endpoint, bucket, f"promo/best/.versions/{EXPERIMENT}/{entry['version']}/history.jsonl").splitlines()
     assert [(json.loads(h)["run_id"], json.loads(h)["action"]) for h in history] == [
         ("weak", "promoted"), ("strong", "promoted"), ("weak", "rolled_back")]
+
+    # A promotion that switches the pointer while a rollback copies: the rollback changes nothing.
+    import dag_factory.steps.rollback as rolling
+
+    copy = rolling._copy_verified
+
+    def copy_while_promoted(source, staging) -> None:
+        copy(source, staging)
+        PointerStore(fresh(url), EXPERIMENT).pointer.write_bytes(pristine)
+
+    monkeypatch.setattr(rolling, "_copy_verified", copy_while_promoted)
+    with pytest.raises(rolling.RollbackRefused, match="a promotion replaced the champion of promo during the rollback"):
+        rolling.rollback(fresh(url), EXPERIMENT)
+    assert PointerStore(fresh(url), EXPERIMENT).pointer.read_bytes() == pristine

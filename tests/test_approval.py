@@ -117,6 +117,7 @@ def test_dag_factory_run_answers_the_request_approve_by_flag_and_reject_without_
         assert current_card(project.results, name).run_id == outcome.run_id
     else:
         assert '"Reject"' in row["chosen_options"] and "no terminal to ask and no --approve" in out
+        assert out.index("| challenger | logistic_regression |") < out.index("APPROVAL: Reject")  # the request first
         assert not decision.promoted and "not promoted: rejected by" in decision.reason
         assert decision.approval.asked and not decision.approval.approved
         assert current_card(project.results, name) is None

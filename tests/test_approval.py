@@ -201,3 +201,37 @@ def test_approve_when_no_run_waits_says_so_and_exits_2(project, airflow_db, caps
     assert capsys.readouterr().err.strip() == "error: no run of gated_idle is waiting for approval"
     assert main(["--project", str(project.root), "reject", "gated_idle", "--run", "manual__nope"]) == 2
     assert "run manual__nope of gated_idle: The Task Instance with dag_id: `gated_idle`" in capsys.readouterr().err
+
+
+@pytest.mark.airflow
+def test_on_a_terminal_dag_factory_run_asks_and_a_yes_promotes(project, airflow_db):
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    write_experiment(project, "gated_tty", fast_spec("gated_tty", "  - model: logistic_regression\n") + APPROVAL)
+    controller, terminal = pty.openpty()
+    command = [sys.executable, "-m", "dag_factory", "--project", str(project.root), "run", "gated_tty"]
+    cli = subprocess.Popen(command, stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    os.close(terminal)
+    output, answered, deadline = b"", False, time.monotonic() + 400
+    try:
+        while time.monotonic() < deadline:  # the prompt ends without a newline: read what comes, as it comes
+            ready, _, _ = select.select([cli.stdout], [], [], 1)
+            chunk = os.read(cli.stdout.fileno(), 65536) if ready else b""
+            if ready and not chunk:
+                break  # the command ended
+            output += chunk
+            if not answered and b"[y/N]" in output:
+                os.write(controller, b"y\n")
+                answered = True
+        assert cli.wait(timeout=30) == 0, output.decode()[-3000:]
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        os.close(controller)
+    text = output.decode()
+    assert answered and "(answered at the prompt)" in text and "APPROVAL: Approve: run" in text
+    assert "DECIDED: promoted (no champion yet; approved by" in text

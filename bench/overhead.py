@@ -2,7 +2,10 @@
 
 Both run the same task functions on the same spec (4 models, 5-fold CV) in a fresh copy of the
 project, so every run trains (no champion yet). Whole-command wall time is compared, since a
-user pays Airflow's start-up too; the DAG run's own duration is reported beside it.
+user pays Airflow's start-up too; the DAG run's own duration is reported beside it. A second
+`dag-factory run` on the same project skips training (unchanged data); it is compared with the
+floor of any run, importing ``airflow.sdk``, ``sklearn.linear_model`` and ``pandas`` in one
+process. The four measurements are interleaved in each repeat, so a busy moment hits all.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ def fresh_project(where: Path) -> Path:
     return root
 
 
+IMPORT_FLOOR = "import airflow.sdk, sklearn.linear_model, pandas"
+
+
 def main() -> dict:
-    airflow, airflow_dag_run, plain = [], [], []
+    airflow, airflow_dag_run, plain, skip, floor = [], [], [], [], []
     with tempfile.TemporaryDirectory() as scratch:
         home = Path(scratch) / "airflow"
         env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
@@ -40,12 +46,15 @@ def main() -> dict:
             airflow.append(timed_command([str(BIN / "dag-factory"), "--project", str(root), "run", "breast_cancer"], env))
             log = next((root / "results" / "runs" / "breast_cancer").glob("*/run.log")).read_text()
             airflow_dag_run.append(float(re.findall(r"run_duration=([0-9.]+)", log)[-1]))
+            skip.append(timed_command([str(BIN / "dag-factory"), "--project", str(root), "run", "breast_cancer"], env))
+            floor.append(timed_command([sys.executable, "-c", IMPORT_FLOOR], env))
             root = fresh_project(Path(scratch))
             plain.append(timed_command([sys.executable, str(ROOT / "bench" / "plain_run.py"), str(root)], env))
-    a, p = stats(airflow), stats(plain)
+    a, p, s, f = stats(airflow), stats(plain), stats(skip), stats(floor)
     return {"benchmark": "overhead", "repeats": REPEATS, "airflow_command_seconds": a,
             "airflow_dag_run_seconds": stats(airflow_dag_run), "plain_script_seconds": p,
-            "ratio_median": a["median"] / p["median"]}
+            "ratio_median": a["median"] / p["median"], "skip_command_seconds": s, "import_floor_seconds": f,
+            "skip_ratio_median": s["median"] / f["median"]}
 
 
 if __name__ == "__main__":

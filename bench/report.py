@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from common import RESULTS, ROOT
+from overhead import IMPORT_FLOOR
 
 INTRO = """# Benchmarks
 
@@ -50,7 +51,12 @@ def overhead_section(r: dict) -> list[str]:
             f"| `dag-factory run` (Airflow `dag.test()`, whole command) | {fmt(r['airflow_command_seconds'])} |",
             f"| of which the DAG run itself | {fmt(r['airflow_dag_run_seconds'])} |",
             f"| plain Python script, same task functions (`bench/plain_run.py`) | {fmt(r['plain_script_seconds'])} |",
-            f"| **ratio (medians)** | **{r['ratio_median']:.2f}x** |", "", machine_line(r), ""]
+            f"| **ratio (medians)** | **{r['ratio_median']:.2f}x** |",
+            *([f"| `dag-factory run` again, data unchanged (training skipped) | {fmt(r['skip_command_seconds'])} |",
+               f"| `python -c \"{IMPORT_FLOOR}\"` (the floor of any run) | {fmt(r['import_floor_seconds'])} |",
+               f"| **skip run / import floor (medians)** | **{r['skip_ratio_median']:.2f}x** |"]
+              if "skip_command_seconds" in r else []),
+            "", machine_line(r), ""]
 
 
 def data_section(r: dict) -> list[str]:

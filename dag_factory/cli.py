@@ -27,10 +27,31 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--force", action="store_true", help="retrain even if the data is unchanged")
     run.add_argument("--models", help="comma-separated subset of the spec's models")
     run.add_argument("--cv-folds", type=int, help="override the spec's CV folds")
+    answer = run.add_mutually_exclusive_group()
+    answer.add_argument("--approve", action="store_const", const="approve", dest="approval", default="ask",
+                        help="with promotion.approval: required, approve a new champion (default: ask on a terminal, "
+                             "else reject)")
+    answer.add_argument("--reject", action="store_const", const="reject", dest="approval",
+                        help="with promotion.approval: required, keep the champion")
+
+    for verb in ("approve", "reject"):
+        respond = commands.add_parser(verb, help=f"{verb} the new champion a run of EXPERIMENT waits on "
+                                                 "(the project's Airflow; same as Required actions in the UI)")
+        respond.add_argument("experiment")
+        respond.add_argument("--run", help="the Airflow run id (default: the newest run waiting for approval)")
 
     board = commands.add_parser("leaderboard", help="print the latest leaderboard of an experiment")
     board.add_argument("experiment")
     board.add_argument("--json", action="store_true", help="print the raw leaderboard.json")
+
+    history = commands.add_parser("history", help="list an experiment's champions: promotions and rollbacks, in order")
+    history.add_argument("experiment")
+
+    back = commands.add_parser("rollback", help="make an earlier champion the champion again (atomic, verified)")
+    back.add_argument("experiment")
+    back.add_argument("--to", metavar="VERSION",
+                      help="a version name or a number from `dag-factory history` (default: the previous champion)")
+    back.add_argument("--reason", help="why, recorded in the history")
 
     commands.add_parser("schema", help="print the JSON Schema of an experiment spec")
 
@@ -82,7 +103,7 @@ def cmd_run(project: Project, args: argparse.Namespace) -> int:
         conf["models"] = models
     if args.cv_folds is not None:
         conf["cv_folds"] = args.cv_folds
-    outcome = run_experiment(project, spec.experiment, conf)
+    outcome = run_experiment(project, spec.experiment, conf, approval=args.approval)
     end = ending(spec, outcome.files, outcome.state)
     print(run_summary(outcome.files, outcome.run_id, outcome.state,
                       champion_model_path(project.results_for(spec), spec.experiment), f"{end.line} (exit code {end.code})"))
@@ -104,6 +125,57 @@ def cmd_leaderboard(project: Project, args: argparse.Namespace) -> int:
         return 1
     board = Leaderboard.read(boards[-1])
     print(board.model_dump_json(indent=2) if args.json else f"{boards[-1]}\n\n{leaderboard_table(board)}")
+    return 0
+
+
+def cmd_answer(project: Project, args: argparse.Namespace) -> int:
+    """Approve or reject the approval request of a run, as its reviewer."""
+    import getpass
+
+    from dag_factory.airflow.answers import record_answer
+
+    spec = project.experiment(args.experiment)
+    code, line = record_answer(project, spec.experiment, args.run, args.command == "approve", getpass.getuser())
+    print(line, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
+def cmd_history(project: Project, args: argparse.Namespace) -> int:
+    """Print every champion of an experiment, marking the current one."""
+    from dag_factory.render.tables import history_table, refusals_table
+    from dag_factory.steps.rollback import champion_history, refused_promotions
+
+    spec = project.experiment(args.experiment)
+    results = project.results_for(spec)
+    history, refused = champion_history(results, spec.experiment), refused_promotions(results, spec.experiment)
+    if not history.entries and not refused:
+        print(f"error: {args.experiment} has no champion yet; run `dag-factory run {args.experiment}` first",
+              file=sys.stderr)
+        return 1
+    print(history_table(history.entries, history.current) if history.entries else "No champion yet.")
+    if refused:
+        print(f"\nNot promoted for want of an approval:\n{refusals_table(refused)}")
+    return 0
+
+
+def cmd_rollback(project: Project, args: argparse.Namespace) -> int:
+    """Restore an earlier champion and say which."""
+    from dag_factory.steps.rollback import rollback
+
+    spec = project.experiment(args.experiment)
+    entry = rollback(project.results_for(spec), spec.experiment, args.to, args.reason)
+    print(f"ROLLED BACK: {spec.experiment} champion is now {entry.model} from run {entry.run_id} "
+          f"(CV {entry.metric} {entry.score:.4f}), version {entry.version}, a copy of {entry.restored_from}")
+    if spec.notify is not None:
+        from dag_factory.airflow.notifier import deliver
+        from dag_factory.render.notice import rollback_notice
+
+        for failure in deliver(rollback_notice(spec.experiment, entry), spec.notify):
+            print(f"warning: notification not delivered: {failure}", file=sys.stderr)
+    if spec.tracking is not None:
+        from dag_factory.tracking import move_champion_alias
+
+        print(f"MLflow: {move_champion_alias(spec, project.results_for(spec), entry.run_id)}")
     return 0
 
 
@@ -132,5 +204,7 @@ def cmd_ui(project: Project, args: argparse.Namespace) -> int:
     return run_ui(project, args.port)
 
 
-HANDLERS = {"validate": cmd_validate, "run": cmd_run, "leaderboard": cmd_leaderboard, "schema": cmd_schema,
+HANDLERS = {"validate": cmd_validate, "run": cmd_run, "leaderboard": cmd_leaderboard, "history": cmd_history,
+            "approve": cmd_answer, "reject": cmd_answer,
+            "rollback": cmd_rollback, "schema": cmd_schema,
             "predict": cmd_predict, "ui": cmd_ui}

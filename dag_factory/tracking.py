@@ -20,10 +20,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dag_factory.artifacts.layout import LEADERBOARD, MODEL_FILE, MODEL_METRICS, PREDICTIONS, REPORT
+from dag_factory.artifacts.layout import LEADERBOARD, MODEL_FILE, MODEL_METRICS, PREDICTIONS, REPORT, RunFiles
 from dag_factory.artifacts.records import DataProfile, Decision, Leaderboard, ModelResult, RankedRow, RunMeta
 from dag_factory.errors import SpecError, TrackingError
 from dag_factory.spec.schema import ExperimentSpec
+from dag_factory.storage.location import StoragePath
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -269,6 +270,15 @@ class Tracker:
         log.info("MLflow: %s version %s is now @%s", self.model_name, version, CHAMPION_ALIAS)
         return {"registered_model": self.model_name, "version": version, "alias": CHAMPION_ALIAS}
 
+    def move_alias(self, version: str) -> None:
+        """Point the champion alias at an existing version of the registered model (a rollback)."""
+
+        def move(client: MlflowClient) -> None:
+            client.set_registered_model_alias(self.model_name, CHAMPION_ALIAS, version)
+
+        self._call(f"moving {self.model_name}@{CHAMPION_ALIAS} to version {version}", move)
+        log.info("MLflow: %s version %s is now @%s", self.model_name, version, CHAMPION_ALIAS)
+
     def finish(self, failed: bool, report_html: str | None) -> None:
         """Close the DAG run's MLflow run as FINISHED or FAILED, with the HTML report when there is one."""
 
@@ -314,3 +324,23 @@ def _version(package: str) -> str | None:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def move_champion_alias(spec: ExperimentSpec, results: StoragePath, run_id: str) -> str | None:
+    """After a rollback to the champion of run ``run_id``: point the champion alias at the version that run
+    registered; returns ``model@alias -> version`` (None when the spec tracks nothing).
+
+    The version comes from that run's leaderboard (``decision.registered``), the record of its promotion.
+    """
+    if spec.tracking is None:
+        return None
+    board_file = RunFiles.of(results, spec.experiment, run_id).leaderboard
+    decision = Leaderboard.read(board_file).decision if board_file.exists() else None
+    registered = decision.registered if decision is not None else None
+    tracker = Tracker(spec, run_id)
+    if not registered:
+        raise TrackingError(f"tracking: the restored champion (run {run_id}) has no registered version in "
+                            f"{board_file}, so {tracker.model_name}@{CHAMPION_ALIAS} was not moved; set the alias "
+                            "in MLflow by hand")
+    tracker.move_alias(registered["version"])
+    return f"{tracker.model_name}@{CHAMPION_ALIAS} -> version {registered['version']}"

@@ -20,7 +20,9 @@ import pandas as pd
 
 from dag_factory.artifacts.champion_store import current_card
 from dag_factory.artifacts.layout import MODEL_ERROR, MODEL_FILE, MODEL_METRICS, RunFiles, runs_dir
-from dag_factory.artifacts.records import DataProfile, Leaderboard, ModelFailure, RunMeta, SkipNote, StopReason
+from dag_factory.artifacts.records import (
+    Approval, DataProfile, Leaderboard, ModelFailure, RunMeta, SkipNote, StopReason,
+)
 from dag_factory.errors import DataError, NothingToDo, RunFailed, TrackingError, UntrustedModel
 from dag_factory.render.plots import draw_model_plots
 from dag_factory.render.profile import log_profile, profile_markdown
@@ -29,6 +31,8 @@ from dag_factory.render.tables import leaderboard_table
 from dag_factory.spec.overrides import apply_overrides
 from dag_factory.spec.schema import Catalog, ExperimentSpec, config_fingerprint
 from dag_factory.steps import outcome
+from dag_factory.steps.approval import ApprovalRequest
+from dag_factory.steps.approval import approval_request as ask_for_approval
 from dag_factory.steps.load import Attempt, load_data
 from dag_factory.steps.preprocess import preprocess as preprocess_data
 from dag_factory.steps.profile import profile as profile_data
@@ -190,8 +194,14 @@ def select(run: Run) -> dict[str, Any]:
             "leaderboard_path": str(run.files.leaderboard)}
 
 
-def promote(run: Run) -> dict[str, Any]:
-    """Promote this run's winner if it beats the champion; returns the decision.
+def approval_request(run: Run) -> ApprovalRequest | None:
+    """What to ask a reviewer before this run's winner is promoted (None: nothing to approve)."""
+    return ask_for_approval(run.spec, run.results, run.files)
+
+
+def promote(run: Run, approval: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Promote this run's winner if it beats the champion (and, when the spec says so, a person approved it);
+    returns the decision.
 
     Also records that this run trained on its data and spec, so a later run on the same ones
     is skipped even when this winner was not promoted. A promoted model is then registered
@@ -201,7 +211,8 @@ def promote(run: Run) -> dict[str, Any]:
     files, experiment = run.files, run.spec.experiment
     meta = RunMeta.read(files.meta)
     with recording_stop_reason(files):
-        decision = promote_winner(run.spec, run.results, files, meta, add_pages=add_champion_pages)
+        decision = promote_winner(run.spec, run.results, files, meta, add_pages=add_champion_pages,
+                                  approval=None if approval is None else Approval.model_validate(approval))
     board = Leaderboard.read(files.leaderboard)
     record_training(meta, board.run_id, run.results, experiment)
     winner = board.winner_row

@@ -64,7 +64,28 @@ def test_a_broken_spec_shows_as_a_stand_in_dag_and_hides_nothing(project):
     assert "invalid-spec" in stand_in.tags
 
 
+GATED = "promotion: {approval: required}\nnotify: {webhooks: [alerts], events: [failed_run, approval_request]}\n"
+
+
+def test_an_approval_gate_sits_between_select_and_promote_and_notifiers_are_the_callbacks(project):
+    write_experiment(project, "gated", fast_spec("gated") + GATED)
+    bag = dagbag(project)
+    assert bag.import_errors == {}
+    dag = bag.dags["gated"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "load_data", "profile", "preprocess", "train", "select", "approve", "promote", "report"]
+    gate = dag.get_task("approve")
+    assert gate.options == ["Approve", "Reject"] and gate.defaults == ["Reject"]
+    assert gate.response_timeout.total_seconds() == 24 * 3600
+    assert [n.event for n in gate.notifiers] == ["approval_request"]
+    assert [n.event for n in dag.on_failure_callback] == ["failed_run"]
+    assert not dag.get_task("promote").on_success_callback  # new_champion is not among the events
+    plain = bag.dags["breast_cancer"]
+    assert "approve" not in plain.task_ids and plain.on_failure_callback is None
+
+
 def test_importing_the_dag_file_imports_no_heavy_library(project):
+    write_experiment(project, "gated", fast_spec("gated") + GATED)  # the approval operator and notifiers too
     code = (
         "import json, runpy, sys\n"
         f"runpy.run_path({str(project.dags / 'experiments.py')!r})\n"

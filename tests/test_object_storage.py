@@ -162,10 +162,25 @@ def fresh(url: str):
     return UPath(url)
 
 
-def test_sigkill_before_every_s3_write_of_a_promotion_leaves_a_whole_champion(s3_trained, endpoint):
+def kill_before_s3_write(n: int) -> None:
+    """Make this process SIGKILL itself before its n-th S3 request that changes the store."""
     import s3fs
     from fsspec.asyn import sync_wrapper
 
+    real, count = s3fs.S3FileSystem._call_s3, [0]
+
+    async def call(self: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+        if method in WRITES:
+            count[0] += 1
+            if count[0] == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return await real(self, method, *args, **kwargs)
+
+    s3fs.S3FileSystem._call_s3 = call
+    s3fs.S3FileSystem.call_s3 = sync_wrapper(call)  # what file objects call
+
+
+def test_sigkill_before_every_s3_write_of_a_promotion_leaves_a_whole_champion(s3_trained, endpoint):
     results = fresh(s3_trained)
     pointer = PointerStore(results, EXPERIMENT).pointer
     pristine = {pointer: pointer.read_bytes(),
@@ -178,17 +193,7 @@ def test_sigkill_before_every_s3_write_of_a_promotion_leaves_a_whole_champion(s3
             path.write_bytes(data)
 
         def die_at_write(n: int = n) -> None:
-            real, count = s3fs.S3FileSystem._call_s3, [0]
-
-            async def call(self: Any, method: str, *args: Any, **kwargs: Any) -> Any:
-                if method in WRITES:
-                    count[0] += 1
-                    if count[0] == n:
-                        os.kill(os.getpid(), signal.SIGKILL)
-                return await real(self, method, *args, **kwargs)
-
-            s3fs.S3FileSystem._call_s3 = call
-            s3fs.S3FileSystem.call_s3 = sync_wrapper(call)  # what file objects call
+            kill_before_s3_write(n)
             child = fresh(s3_trained)
             promote_run(child, STRONG, run_folder(child, "strong"))
 
@@ -246,3 +251,51 @@ def test_a_results_root_in_a_bucket_that_does_not_exist_is_refused_before_any_wo
                                         "bucket, or fix results.root"):
         load(run_of(WEAK, UPath(f"s3://{missing}/ml"), "r"))
     assert missing not in {b["Name"] for b in s3_client(endpoint).list_buckets()["Buckets"]}  # none was made
+
+
+def test_rollback_on_s3_switches_the_pointer_to_a_whole_copy_and_a_sigkill_leaves_one_whole_champion(
+        endpoint, monkeypatch):
+    from upath import UPath
+
+    from dag_factory.steps.rollback import rollback
+
+    bucket = new_bucket(endpoint)
+    url = f"s3://{bucket}/promo"
+    results = UPath(url)
+    promote_run(results, WEAK, train_run(results, WEAK, "weak"))
+    assert promote_run(results, STRONG, train_run(results, STRONG, "strong"))["promoted"]
+    assert whole_champion(endpoint, bucket, "promo", EXPERIMENT)["run_id"] == "strong"
+    pointer = PointerStore(results, EXPERIMENT).pointer
+    pristine = pointer.read_bytes()
+
+    outcomes = []
+    for n in range(1, 100):
+        pointer = PointerStore(fresh(url), EXPERIMENT).pointer
+        pointer.write_bytes(pristine)  # the strong champion again, whatever the last attempt did
+        status = in_child(lambda n=n: (kill_before_s3_write(n), rollback(fresh(url), EXPERIMENT)))
+        if status == 0:
+            break  # the rollback made fewer than n writes: each one was interrupted once
+        assert status == -signal.SIGKILL
+        outcomes.append(whole_champion(endpoint, bucket, "promo", EXPERIMENT)["run_id"])
+    assert len(outcomes) >= 5 and outcomes.count("strong") >= 5, outcomes
+    print(f"SIGKILL before {len(outcomes)} S3 writes of a rollback; champion whole every time: {outcomes}")
+
+    entry = json.loads(fetch(endpoint, bucket, f"promo/best/{EXPERIMENT}/champion.json"))
+    assert whole_champion(endpoint, bucket, "promo", EXPERIMENT)["run_id"] == "weak"
+    history = fetch(endpoint, bucket, f"promo/best/.versions/{EXPERIMENT}/{entry['version']}/history.jsonl").splitlines()
+    assert [(json.loads(h)["run_id"], json.loads(h)["action"]) for h in history] == [
+        ("weak", "promoted"), ("strong", "promoted"), ("weak", "rolled_back")]
+
+    # A promotion that switches the pointer while a rollback copies: the rollback changes nothing.
+    import dag_factory.steps.rollback as rolling
+
+    copy = rolling._copy_verified
+
+    def copy_while_promoted(source, staging) -> None:
+        copy(source, staging)
+        PointerStore(fresh(url), EXPERIMENT).pointer.write_bytes(pristine)
+
+    monkeypatch.setattr(rolling, "_copy_verified", copy_while_promoted)
+    with pytest.raises(rolling.RollbackRefused, match="a promotion replaced the champion of promo during the rollback"):
+        rolling.rollback(fresh(url), EXPERIMENT)
+    assert PointerStore(fresh(url), EXPERIMENT).pointer.read_bytes() == pristine

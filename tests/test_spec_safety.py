@@ -211,7 +211,8 @@ def test_a_bad_catalog_default_names_the_catalog_file_and_its_line(project, caps
     code, err = validate_with(project, capsys, {"svm": text}, "  - model: svm\n")
     assert code == 1
     assert "params.kernel: The 'kernel' parameter of SVC must be a str among" in err
-    assert f"set in {project.models / 'svm.yaml'} (line 7)" in err
+    line = text.splitlines().index("  kernel: rbff") + 1
+    assert f"set in {project.models / 'svm.yaml'} (line {line})" in err
 
 
 def test_the_train_step_refuses_the_same_model_before_fitting():

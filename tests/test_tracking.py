@@ -205,3 +205,23 @@ def test_a_promotion_not_registered_fails_the_run_until_a_retry_registers_it(mlf
     version = MlflowClient(mlflow_uri).get_model_version_by_alias("register_later", CHAMPION_ALIAS)
     assert retried["registered"]["version"] == version.version == "1"
     assert version.run_id == read_json(folder / "leaderboard.json")["leaderboard"][0]["tracking"]["run_id"]
+
+
+def test_a_rollback_moves_the_champion_alias_back_to_the_restored_models_version(mlflow_uri, tmp_path):
+    from dag_factory.artifacts.champion_store import current_card
+    from dag_factory.steps.rollback import rollback
+    from dag_factory.tracking import move_champion_alias
+
+    tracking = {"tracking": TrackingSpec(uri=mlflow_uri)}
+    weak = quick_spec("rolled_back", "  - model: stump\n").model_copy(update=tracking)
+    strong = quick_spec("rolled_back", "  - model: logistic_regression\n").model_copy(update=tracking)
+    results = tmp_path / "results"
+    run_steps(run_of(weak, results, "r1"), until="promote")
+    run_steps(run_of(strong, results, "r2"), until="promote")
+    client = MlflowClient(mlflow_uri)
+    assert client.get_model_version_by_alias("rolled_back", CHAMPION_ALIAS).version == "2"
+
+    entry = rollback(results, "rolled_back")
+    assert current_card(results, "rolled_back").run_id == "r1"
+    assert move_champion_alias(strong, results, entry.run_id) == "rolled_back@champion -> version 1"
+    assert client.get_model_version_by_alias("rolled_back", CHAMPION_ALIAS).version == "1"

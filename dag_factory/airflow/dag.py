@@ -18,12 +18,13 @@ from airflow.sdk import DAG, Asset, AssetAlias, Param, TriggerRule, chain, get_c
 from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 
+from dag_factory.airflow.notifier import FactoryNotifier
 from dag_factory.errors import ModelConfigError, ModelTimeout, NothingToDo, SpecError, is_permanent
 from dag_factory.project import Project
 from dag_factory.render.dag_doc import experiment_doc, invalid_spec_doc
 from dag_factory.spec.loader import load_catalog, load_experiments
 from dag_factory.spec.overrides import cv_folds_schema
-from dag_factory.spec.schema import Catalog, ExperimentSpec
+from dag_factory.spec.schema import Catalog, ExperimentSpec, NotifyEvent
 from dag_factory.storage.location import LOCAL_SCHEMES, scheme_of
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
         params=params,
         max_active_runs=1 if spec.schedule == "@continuous" else 16,
         auto_register=False,  # dags/experiments.py exports what build_dags returns, nothing half-built
+        on_failure_callback=notifiers("failed_run", spec, project),
         default_args={
             "owner": spec.owner,
             "retries": spec.retries,
@@ -153,13 +155,25 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
         },
     ) as dag:
         context = StepContext(spec, catalog, project)
-        tasks = {name: _task(name, context, _options(name, spec, champion)) for name in TASKS}
+        tasks = {name: _task(name, context, _options(name, spec, project, champion)) for name in TASKS}
         tasks["train"] = tasks["train"].expand(model_name=names)
-        chain(*(tasks[name] for name in TASKS))
+        order = [tasks[name] for name in TASKS]
+        if spec.promotion.approval == "required":  # a person approves a new champion between select and promote
+            from dag_factory.airflow.approval import ApprovalGate
+
+            order.insert(TASKS.index("promote"), ApprovalGate(
+                step_context=context, notifiers=notifiers("approval_request", spec, project)))
+        chain(*order)
     return dag
 
 
-def _options(name: str, spec: ExperimentSpec, champion: Champion) -> dict[str, Any]:
+def notifiers(event: NotifyEvent, spec: ExperimentSpec, project: Project) -> list[FactoryNotifier] | None:
+    """The callback that tells the spec's recipients about ``event``, or None when the spec wants no word of it."""
+    wanted = spec.notify is not None and event in spec.notify.events
+    return [FactoryNotifier(event, spec, project)] if wanted else None
+
+
+def _options(name: str, spec: ExperimentSpec, project: Project, champion: Champion) -> dict[str, Any]:
     """The Airflow settings of one task, beyond the DAG's default_args."""
     if name == "load_data" and scheme_of(spec.data.source) not in (*LOCAL_SCHEMES, "sklearn"):
         download = spec.data.download  # a remote source: retried with exponential backoff
@@ -169,7 +183,8 @@ def _options(name: str, spec: ExperimentSpec, champion: Champion) -> dict[str, A
         timeout = None if spec.timeout_minutes is None else timedelta(minutes=spec.timeout_minutes)
         return {"map_index_template": "{{ model_name }}", "retries": spec.train_retries(), "execution_timeout": timeout}
     if name == "promote":
-        return {"outlets": [champion.alias], "max_active_tis_per_dag": 1}  # one promotion of an experiment at a time
+        return {"outlets": [champion.alias], "max_active_tis_per_dag": 1,  # one promotion of an experiment at a time
+                "on_success_callback": notifiers("new_champion", spec, project)}
     if name in RUN_ALWAYS:
         return {"trigger_rule": TriggerRule.ALL_DONE}
     return {}
@@ -212,19 +227,30 @@ def _task(name: str, context: StepContext, options: dict[str, Any]) -> Any:
     return task(task_id=name, **options)(step)()
 
 
+def run_of(context: StepContext, airflow_context: Any) -> Any:
+    """The workflow Run of the current DAG run (its params and this task's attempt), built at execution time."""
+    from dag_factory import workflow
+    from dag_factory.steps.load import Attempt
+
+    params, ti, spec = airflow_context["params"], airflow_context["ti"], context.spec
+    return workflow.Run.of(spec, context.catalog, context.project.root, context.project.results_for(spec),
+                           airflow_context["run_id"], models=list(params["models"]), force=bool(params["force"]),
+                           cv_folds=int(params["cv_folds"]), attempt=Attempt(ti.try_number, ti.max_tries + 1))
+
+
 def execute_step(name: str, context: StepContext, **kwargs: Any) -> Any:
     """Run workflow step ``name`` for the current DAG run: NothingToDo becomes a skip with its reason."""
     from dag_factory import workflow
-    from dag_factory.steps.load import Attempt
 
     airflow_context = get_current_context()
     if "model_name" in kwargs:
         airflow_context["model_name"] = kwargs["model_name"]  # type: ignore[typeddict-unknown-key]  # the grid name
-    params, ti = airflow_context["params"], airflow_context["ti"]
     spec = context.spec
-    run = workflow.Run.of(spec, context.catalog, context.project.root, context.project.results_for(spec),
-                          airflow_context["run_id"], models=list(params["models"]), force=bool(params["force"]),
-                          cv_folds=int(params["cv_folds"]), attempt=Attempt(ti.try_number, ti.max_tries + 1))
+    run = run_of(context, airflow_context)
+    if name == "promote" and spec.promotion.approval == "required":
+        from dag_factory.airflow.approval import TASK_ID
+
+        kwargs["approval"] = airflow_context["ti"].xcom_pull(task_ids=TASK_ID)
     try:
         result = workflow.STEPS[name](run, **kwargs)
     except NothingToDo as reason:

@@ -18,14 +18,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from dag_factory.airflow.answers import Policy, answer_waiting_run
 from dag_factory.artifacts.layout import RunFiles
-from dag_factory.errors import SpecError
+from dag_factory.errors import RunFailed, SpecError
 from dag_factory.project import Project
 from dag_factory.storage.files import write_text
 from dag_factory.storage.location import StoragePath, is_local
 
 #: The line the child prints before the DAG run starts, so the parent knows the run folder.
 RUN_ID_LINE = "dag-factory run id: "
+#: What dag.test() logs while a Human-in-the-loop task waits for an answer.
+WAITING_FOR_INPUT = "Waiting for Human-in-the-loop input for tasks"
+#: How often the run tries to record its answer before it stops the run instead of waiting for ever.
+ANSWER_ATTEMPTS = 3
 
 
 @dataclass
@@ -52,8 +57,13 @@ def airflow_environment(project: Project) -> dict[str, str]:
     }
 
 
-def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | None = None) -> RunOutcome:
-    """Run ``experiment`` in a child process and keep its whole log in the run folder."""
+def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | None = None,
+                   approval: Policy = "ask") -> RunOutcome:
+    """Run ``experiment`` in a child process and keep its whole log in the run folder.
+
+    A request for approval (spec ``promotion.approval: required``) is answered by ``approval``
+    (see ``answers``): ``dag.test()`` would otherwise wait for it forever.
+    """
     results = _results_of(project, experiment)
     env = {**os.environ, **airflow_environment(project)}
     with tempfile.TemporaryDirectory() as scratch:
@@ -64,12 +74,24 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         ) as child:
             assert child.stdout is not None
+            run_id, answered, attempts = None, False, 0
             for line in child.stdout:
                 if line.startswith(RUN_ID_LINE):
-                    log.open(RunFiles.of(results, experiment, line.removeprefix(RUN_ID_LINE).strip()).log)
+                    run_id = line.removeprefix(RUN_ID_LINE).strip()
+                    log.open(RunFiles.of(results, experiment, run_id).log)
                     continue
                 sys.stdout.write(line)
                 log.write(line)
+                if WAITING_FOR_INPUT in line and run_id is not None and not answered:
+                    answered, note = answer_waiting_run(project, experiment, run_id, approval)
+                    attempts += 1
+                    sys.stdout.write(note)
+                    log.write(note)
+                    if not answered and attempts >= ANSWER_ATTEMPTS:  # dag.test() would wait for ever
+                        child.terminate()
+                        child.wait()
+                        raise RunFailed(f"the run {run_id} of {experiment} waited for an approval that could not be "
+                                        f"recorded ({note.strip()}); it was stopped, and the champion is untouched")
         if not outcome_file.exists():
             raise RuntimeError(f"the Airflow run of {experiment} ended (exit code {child.returncode}) before it "
                                f"started a DAG run; see the output above")

@@ -14,20 +14,25 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dag_factory.artifacts.layout import CARD_JSON, MANIFEST, MODEL_FILE, POINTER, best_dir, versions_dir
+from dag_factory.artifacts.layout import CARD_JSON, HISTORY, MANIFEST, MODEL_FILE, POINTER, best_dir, versions_dir
 from dag_factory.artifacts.model_file import check_model_file
-from dag_factory.artifacts.records import ChampionPointer, ModelCard
+from dag_factory.artifacts.records import ChampionPointer, HistoryEntry, ModelCard, history_text
 from dag_factory.errors import UntrustedModel
-from dag_factory.storage.files import fsync_dir, manifest_problems, sha256_file
+from dag_factory.storage.files import fsync_dir, manifest_problems, sha256_file, write_manifest, write_text
 from dag_factory.storage.location import S3_SCHEMES, StoragePath, ensure_parent, is_local
 from dag_factory.storage.publish import building, sweep_partials
 
 log = logging.getLogger(__name__)
+
+
+#: Puts a champion's own files (model, card, metrics, pages) into the folder being assembled; ``install`` adds
+#: the history and SHA256SUMS.
+Filler = Callable[[Path], None]
 
 
 class ChampionMoved(Exception):
@@ -162,6 +167,27 @@ class PointerStore:
         if self._read()[0] != seen:
             raise ChampionMoved(f"{self.pointer} changed during this promotion")
         self.pointer.write_bytes(new)
+
+
+def install(store: LinkStore | PointerStore, version: str, card: ModelCard, entry: HistoryEntry,
+            current: StoragePath | None, fill: Filler) -> StoragePath:
+    """Install a champion, by a promotion or a rollback: assemble version folder ``version`` (``fill``'s files,
+    the current champion's history with ``entry`` appended, SHA256SUMS last), then switch the store to it.
+
+    Call it inside ``store.claim()``. Until the switch, readers see the old champion; a process
+    killed before it leaves only a leftover that the next claim removes.
+    """
+    with store.staging(version) as staging:
+        fill(staging)
+        write_text(staging / HISTORY, history_text(history_of(current), entry))
+        write_manifest(staging)
+    return store.switch(version, card)
+
+
+def history_of(folder: StoragePath | None) -> str:
+    """The history.jsonl text of a champion's version folder ('' when there is none)."""
+    history = None if folder is None else folder / HISTORY
+    return history.read_text(encoding="utf-8") if history is not None and history.exists() else ""
 
 
 def current_card(results: StoragePath, experiment: str) -> ModelCard | None:

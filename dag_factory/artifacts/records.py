@@ -243,6 +243,24 @@ class BaselineRow(BaseModel):
 LeaderboardRow = Annotated[RankedRow | UnrankedRow, Field(discriminator="status")]
 
 
+class Approval(BaseModel):
+    """A person's answer to "promote this model?" (spec ``promotion.approval: required``), as the approve task saw it."""
+
+    asked: bool  # False when the run had nothing to approve (no winner, or it did not beat the champion)
+    approved: bool = False
+    by: str | None = None
+    at: str | None = None
+    timed_out: bool = False
+
+    def refusal(self, timeout_hours: float) -> str:
+        """Why this answer does not allow a promotion, in a few words."""
+        if not self.asked:
+            return "no approval was asked (the champion changed after the request was decided); run again"
+        if self.timed_out:
+            return f"no answer within {timeout_hours:g}h, so the request timed out"
+        return f"rejected by {self.by or 'unknown'} at {self.at}"
+
+
 class Decision(BaseModel):
     """Whether this run's winner became the champion, and why, in one sentence."""
 
@@ -257,6 +275,7 @@ class Decision(BaseModel):
     repeated: bool = False
     path: str | None = None
     registered: dict[str, str] | None = None
+    approval: Approval | None = None
 
 
 class Leaderboard(Record):
@@ -361,7 +380,13 @@ class ModelCard(Record):
 
 
 class HistoryEntry(BaseModel):
-    """One line of history.jsonl: a promotion."""
+    """One line of history.jsonl: a champion installed, by a promotion or a rollback.
+
+    ``promoted_at`` is when this entry's version became the champion; a rollback names the
+    version it restored in ``restored_from`` (its own ``version`` is a fresh copy of it).
+    """
+
+    model_config = ConfigDict(extra="ignore")
 
     promoted_at: str
     run_id: str
@@ -370,11 +395,18 @@ class HistoryEntry(BaseModel):
     score: float
     reason: str
     version: str
+    action: Literal["promoted", "rolled_back"] = "promoted"
+    restored_from: str | None = None
 
 
 def history_text(earlier: str, entry: HistoryEntry) -> str:
     """history.jsonl with ``entry`` appended (one JSON object a line, keys sorted)."""
     return earlier + json.dumps(entry.model_dump(), sort_keys=True) + "\n"
+
+
+def history_entries(text: str) -> list[HistoryEntry]:
+    """The entries of a history.jsonl, oldest first."""
+    return [HistoryEntry.model_validate_json(line) for line in text.splitlines() if line.strip()]
 
 
 class ChampionPointer(Record):

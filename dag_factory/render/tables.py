@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from dag_factory.artifacts.records import Leaderboard, MeanStd
+from dag_factory.artifacts.records import HistoryEntry, Leaderboard, MeanStd
 
 #: Columns of the leaderboard in the terminal (the selection metric always comes first).
 LEADERBOARD_COLUMNS = ("roc_auc", "accuracy", "recall", "specificity", "f1")
@@ -71,3 +71,24 @@ def leaderboard_table(board: Leaderboard) -> str:
     if board.decision:
         lines += ["", ("PROMOTED: " if board.decision.promoted else "NOT PROMOTED: ") + board.decision.reason]
     return "\n".join(lines)
+
+
+def history_table(entries: Sequence[HistoryEntry], current: str | None) -> str:
+    """Every champion of an experiment, oldest first, numbered as ``dag-factory rollback --to N`` takes them."""
+    rows = [[str(i), "*" if e.version == current else "", e.promoted_at,
+             "rolled back" if e.action == "rolled_back" else "promoted", e.model, e.run_id,
+             f"{e.metric} {e.score:.4f}", e.version, e.reason] for i, e in enumerate(entries, 1)]
+    return table(["#", "now", "since", "how", "model", "run", "cv score", "version", "why"], rows)
+
+
+def refusals_table(boards: Sequence[Leaderboard]) -> str:
+    """Runs whose winner would have been promoted but was not approved: who or what refused it, and when."""
+    rows = []
+    for board in boards:
+        decision = board.decision
+        assert decision is not None and decision.approval is not None
+        answer = decision.approval
+        how = "timed out" if answer.timed_out else f"rejected by {answer.by}" if answer.asked else "not asked"
+        score = "" if decision.challenger_score is None else f"{decision.metric} {decision.challenger_score:.4f}"
+        rows.append([board.run_id, decision.challenger, score, how, answer.at or ""])
+    return table(["run", "model", "cv score", "approval", "answered at"], rows)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from dag_factory.errors import SpecError, did_you_mean
 from dag_factory.spec.extras import storage_problem, tracking_problem
-from dag_factory.spec.schema import SLUG_HINT, Catalog, CatalogEntry, ExperimentSpec, module_refusal
+from dag_factory.spec.schema import SLUG_HINT, Catalog, CatalogEntry, ExperimentSpec, NotifySpec, module_refusal
 from dag_factory.spec.sources import SourceRefused, local_source
 from dag_factory.spec.yaml_source import YamlDocument
 
@@ -102,7 +102,27 @@ def load_experiment(
             )
     if problems:
         raise SpecError(str(path), problems)
+    if spec.notify is None and (default := notify_default(root)) is not None:
+        spec = spec.model_copy(update={"notify": default})
     return spec
+
+
+#: The project's notification default (a spec's ``notify:`` section, in a file of its own at the project's root):
+#: every experiment without a ``notify:`` of its own uses it.
+NOTIFY_DEFAULT = "notify.yaml"
+
+
+def notify_default(project_root: Path) -> NotifySpec | None:
+    """The project-wide ``notify.yaml``, validated like a spec's section (errors name its file, key and line)."""
+    path = Path(project_root) / NOTIFY_DEFAULT
+    if not path.is_file():
+        return None
+    doc = YamlDocument.read(path)
+    if not isinstance(doc.data, dict):
+        raise SpecError(str(path), ["the file must hold a mapping like a spec's notify: section "
+                                    "(events, email, webhooks, timeout_seconds)"])
+    doc.raise_if_unsafe()
+    return _validate(NotifySpec, doc.data, doc)
 
 
 def _source_problem(spec: ExperimentSpec, doc: YamlDocument, project_root: Path) -> str | None:

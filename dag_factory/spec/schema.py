@@ -216,6 +216,51 @@ class TrackingSpec(StrictModel):
     timeout_seconds: float = Field(30.0, gt=0, description="Time limit of each request to the server.")
 
 
+#: What a notification can be about.
+NotifyEvent = Literal["failed_run", "new_champion", "rollback", "approval_request"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("failed_run", "new_champion", "rollback", "approval_request")
+
+
+class EmailSpec(StrictModel):
+    """E-mail through Airflow's SMTP provider; the server and its password live in the Airflow connection."""
+
+    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(
+        min_length=1, description="Recipients, e.g. [ml-team@example.com].")
+    conn_id: str = Field(
+        "smtp_default", description="Airflow connection of type smtp: host, port, login, password; extra from_email, "
+        "disable_tls, disable_ssl, timeout, retry_limit.")
+
+
+class NotifySpec(StrictModel):
+    """Who hears about failed runs, new champions and rollbacks. Secrets (an SMTP password, a webhook URL with its
+    token) live in Airflow connections, never in the spec."""
+
+    events: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS),
+                                      description="What to send a notification for. Default: all of them.")
+    email: EmailSpec | None = None
+    webhooks: list[str] = Field(
+        default_factory=list, description="Airflow connection ids (type http) whose host is a webhook URL; each gets "
+        "a JSON POST with 'text' (Slack, Teams, Mattermost show it) and the details. The password, if any, is sent "
+        "as a bearer token.")
+    timeout_seconds: float = Field(10.0, gt=0, le=120, description="Time limit of each delivery.")
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> NotifySpec:
+        if self.email is None and not self.webhooks:
+            raise ValueError("notify names no channel; add `email: {to: [...]}` or `webhooks: [connection id]`")
+        return self
+
+
+class PromotionSpec(StrictModel):
+    """How a better model becomes the champion: at once, or after a person approves it."""
+
+    approval: Literal["none", "required"] = Field(
+        "none", description="required: a new champion waits for a person's Approve (Airflow's Required actions, "
+        "its REST API, or `dag-factory approve`); Reject or no answer in time keeps the champion.")
+    timeout_hours: float = Field(24.0, gt=0, le=24 * 30,
+                                 description="How long a request waits for an answer; then the champion is kept.")
+
+
 class ExperimentSpec(StrictModel):
     """One experiment: one YAML file in experiments/, one Airflow DAG."""
 
@@ -236,6 +281,8 @@ class ExperimentSpec(StrictModel):
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
     results: ResultsSpec | None = Field(None, description="Where results go; default: the project's results/ folder.")
     tracking: TrackingSpec | None = Field(None, description="MLflow tracking; default: none.")
+    notify: NotifySpec | None = Field(None, description="Notifications (e-mail, webhooks); default: none.")
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
 
     @field_validator("models")
     @classmethod

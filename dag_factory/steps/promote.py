@@ -20,18 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dag_factory.artifacts.champion_store import ChampionMoved, LinkStore, PointerStore, champion_store, verified_card
-from dag_factory.artifacts.layout import CARD_JSON, HISTORY, LEADERBOARD, MODEL_FILE, MODEL_METRICS, RunFiles, safe_run_id
+from dag_factory.artifacts.champion_store import (
+    ChampionMoved, LinkStore, PointerStore, champion_store, install, verified_card,
+)
+from dag_factory.artifacts.layout import CARD_JSON, LEADERBOARD, MODEL_FILE, MODEL_METRICS, RunFiles, safe_run_id
 from dag_factory.artifacts.model_file import load_model
 from dag_factory.artifacts.records import (
-    Decision, HistoryEntry, Leaderboard, MeanStd, ModelCard, ModelResult, RankedRow, RunMeta, history_text,
+    Approval, Decision, HistoryEntry, Leaderboard, MeanStd, ModelCard, ModelResult, RankedRow, RunMeta,
 )
 from dag_factory.errors import ModelError, UntrustedModel
 from dag_factory.spec.schema import ExperimentSpec
 from dag_factory.steps.card import model_card
 from dag_factory.steps.metrics import metric_is_better
 from dag_factory.steps.paired import compare_folds, credibly_better
-from dag_factory.storage.files import sha256_file, write_manifest, write_text
+from dag_factory.storage.files import sha256_file
 from dag_factory.storage.location import StoragePath, copy_file
 
 log = logging.getLogger(__name__)
@@ -45,11 +47,12 @@ PageWriter = Callable[[Path, Leaderboard, StoragePath, ModelCard], None]
 
 
 def promote(spec: ExperimentSpec, results: StoragePath, files: RunFiles, meta: RunMeta,
-            add_pages: PageWriter | None = None) -> Decision:
+            add_pages: PageWriter | None = None, approval: Approval | None = None) -> Decision:
     """Compare this run's winner with the champion, promote it if it is better, record the decision.
 
     The decision (promoted or not, and why) is written into the run's leaderboard. Running it
-    again for the same run (a retried or cleared task) changes nothing.
+    again for the same run (a retried or cleared task) changes nothing. With ``promotion.approval:
+    required`` a better winner is installed only when ``approval`` says a person approved it.
     """
     board = Leaderboard.read(files.leaderboard)
     winner = board.winner_row
@@ -60,7 +63,7 @@ def promote(spec: ExperimentSpec, results: StoragePath, files: RunFiles, meta: R
     store = champion_store(results, spec.experiment)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            decision = _promote_once(spec, store, files, meta, board, winner, add_pages)
+            decision = _promote_once(spec, store, files, meta, board, winner, add_pages, approval)
             break
         except ChampionMoved as moved:
             log.warning("%s (attempt %d of %d); deciding again against the new champion", moved, attempt, MAX_ATTEMPTS)
@@ -74,18 +77,18 @@ def promote(spec: ExperimentSpec, results: StoragePath, files: RunFiles, meta: R
 
 
 def _promote_once(spec: ExperimentSpec, store: LinkStore | PointerStore, files: RunFiles, meta: RunMeta,
-                  board: Leaderboard, winner: RankedRow, add_pages: PageWriter | None) -> Decision:
-    """One compare-and-swap: read the champion, decide, and install the winner if it is better."""
+                  board: Leaderboard, winner: RankedRow, add_pages: PageWriter | None,
+                  approval: Approval | None) -> Decision:
+    """One compare-and-swap: read the champion, decide, and install the winner if it is better (and approved)."""
     with store.claim():
         folder = store.current()
         current = None if folder is None else verified_card(folder)
         ground = evaluation_ground(spec, meta)
         champion = Scores(current.cv, _recorded_folds(folder)) if current is not None else Scores({}, {})
         rescored = None
-        if current is not None and (current.evaluation_ground != ground
-                                    or (spec.selection.credible_gain and not champion.folds)):
+        if _needs_rescoring(spec, current, champion, ground):
             champion, rescored = _rescored(spec, folder, files, meta, current)
-        decision = _decide(spec, board.run_id, winner, current, champion, rescored)
+        decision = _approved(spec, _decide(spec, board.run_id, winner, current, champion, rescored), approval)
         if decision.repeated:
             decision.path = str(folder)
         elif decision.promoted:
@@ -93,6 +96,32 @@ def _promote_once(spec: ExperimentSpec, store: LinkStore | PointerStore, files: 
             decision.path = str(_install(store, folder, files, board.model_copy(update={"decision": decision}),
                                          winner, card, add_pages))
     return decision
+
+
+def _approved(spec: ExperimentSpec, decision: Decision, approval: Approval | None) -> Decision:
+    """``decision`` as it stands once the approval rule is applied: without an Approve, the champion is kept."""
+    if spec.promotion.approval != "required" or not decision.promoted or decision.repeated:
+        return decision
+    answer = approval or Approval(asked=False)
+    if answer.approved:
+        return decision.model_copy(update={"approval": answer, "reason": f"{decision.reason}; approved by {answer.by}"})
+    return decision.model_copy(update={
+        "promoted": False, "approval": answer,
+        "reason": f"{decision.reason}; not promoted: {answer.refusal(spec.promotion.timeout_hours)}; champion kept"})
+
+
+def would_promote(spec: ExperimentSpec, results: StoragePath, files: RunFiles, meta: RunMeta, board: Leaderboard,
+                  winner: RankedRow) -> tuple[Decision, ModelCard | None] | None:
+    """What promote would decide now, before any approval, with the champion it compared against; None when it
+    would keep the champion. A champion measured on other data counts as beatable (promote re-scores it)."""
+    folder = champion_store(results, spec.experiment).current()
+    current = None if folder is None else verified_card(folder)
+    champion = Scores(current.cv, _recorded_folds(folder)) if current is not None else Scores({}, {})
+    if _needs_rescoring(spec, current, champion, evaluation_ground(spec, meta)):
+        note = "the champion was measured on other data or folds; promote re-scores it before it decides"
+        return Decision(promoted=True, reason=note, metric=spec.selection.metric, challenger=winner.name), current
+    decision = _decide(spec, board.run_id, winner, current, champion, None)
+    return (decision, current) if decision.promoted and not decision.repeated else None
 
 
 def evaluation_ground(spec: ExperimentSpec, meta: RunMeta) -> dict[str, Any]:
@@ -111,6 +140,14 @@ class Scores:
 
     cv: dict[str, MeanStd]
     folds: dict[str, list[float]]
+
+
+def _needs_rescoring(spec: ExperimentSpec, current: ModelCard | None, champion: Scores,
+                     ground: dict[str, Any]) -> bool:
+    """Whether the champion's recorded scores cannot be compared with this run's: other data or folds, or
+    no per-fold scores where the paired comparison needs them (champions of older versions)."""
+    return current is not None and (current.evaluation_ground != ground
+                                    or (spec.selection.credible_gain and not champion.folds))
 
 
 def _recorded_folds(folder: StoragePath | None) -> dict[str, list[float]]:
@@ -189,22 +226,20 @@ def _install(store: LinkStore | PointerStore, current: StoragePath | None, files
     """Assemble the new champion as a complete version folder, then let the store switch to it."""
     version = f"{safe_run_id(card.run_id)}-{uuid.uuid4().hex[:8]}"
     trained = files.model(winner.name)
-    with store.staging(version) as staging:
+
+    def fill(staging: Path) -> None:
         copy_file(trained / MODEL_FILE, staging / MODEL_FILE)
         if sha256_file(staging / MODEL_FILE) != winner.model_sha256:
             raise UntrustedModel(f"{trained / MODEL_FILE} does not match the SHA-256 its training recorded; "
-                             "champion kept")
+                                 "champion kept")
         copy_file(trained / MODEL_METRICS, staging / MODEL_METRICS)
         board.write(staging / LEADERBOARD)  # with this promotion's decision
         card.write(staging / CARD_JSON)
         if add_pages is not None:
             add_pages(staging, board, trained, card)
-        earlier = current / HISTORY if current is not None else None
-        history = earlier.read_text(encoding="utf-8") if earlier is not None and earlier.exists() else ""
-        entry = HistoryEntry(promoted_at=card.promoted_at, run_id=card.run_id, model=card.model.name,
-                             metric=card.metric, score=card.cv[card.metric].mean, reason=card.reason, version=version)
-        write_text(staging / HISTORY, history_text(history, entry))
-        write_manifest(staging)
-    target = store.switch(version, card)
+
+    entry = HistoryEntry(promoted_at=card.promoted_at, run_id=card.run_id, model=card.model.name,
+                         metric=card.metric, score=card.cv[card.metric].mean, reason=card.reason, version=version)
+    target = install(store, version, card, entry, current, fill)
     log.info("Promoted %s to %s", card.model.name, target)
     return target

@@ -33,6 +33,21 @@ from dag_factory.project import Project  # noqa: E402  (after the Airflow settin
 from dag_factory.airflow.runner import RunOutcome, run_experiment  # noqa: E402
 
 
+#: The files that start a real Airflow deployment or many DAG runs, longest first (pytest --durations).
+#: They are handed out first, so that parallel workers (make test: one file per worker) finish together.
+LONGEST_FIRST = ("test_approval.py", "test_scheduler.py", "test_celery.py", "test_e2e.py", "test_data_sources.py",
+                 "test_reliability.py", "test_tracking.py", "test_object_storage.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the longest files first; the order within a file, and of every other file, stays."""
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite metadata DB shared by the session's DAG runs."""

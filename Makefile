@@ -39,11 +39,11 @@ $(MLFLOW_SERVER): constraints-mlflow-server.txt | $(STAMP)
 
 ## The whole test suite (what CI runs), with the MLflow server its tracking tests start.
 test: setup $(MLFLOW_SERVER)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 ## The inner loop: every test that does not start Airflow (a minute or two).
 test-fast: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not airflow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not airflow" $(PYTEST_ARGS)
 
 ## An MLflow tracking server and UI on http://localhost:$(MLFLOW_PORT) (SQLite and artifacts in .mlflow/).
 mlflow: setup $(MLFLOW_SERVER)

@@ -135,6 +135,19 @@ def wait_for_task_state(api, services, dag_id: str, run_id: str, task_id: str, s
         time.sleep(2)
 
 
+#: How long the test waits, as a person would, between seeing the request and answering it. An answer
+#: within about a second of the task pausing races Airflow 3.3: the scheduler re-queues the task
+#: while the executor still reports the paused process's exit, fails that try to up_for_retry,
+#: and the retry asks again (seen on a busy machine).
+ANSWER_DELAY_SECONDS = 10
+
+
+def wait_until_asked(api, services, dag_id: str, run_id: str) -> None:
+    """Wait until the approve task waits for an answer, and then a little longer (ANSWER_DELAY_SECONDS)."""
+    wait_for_task_state(api, services, dag_id, run_id, "approve", "awaiting_input")
+    time.sleep(ANSWER_DELAY_SECONDS)
+
+
 @pytest.mark.airflow
 def test_on_a_real_scheduler_requests_are_approved_by_the_cli_rejected_by_the_rest_api_or_time_out(
         project, tmp_path, monkeypatch):
@@ -155,14 +168,14 @@ def test_on_a_real_scheduler_requests_are_approved_by_the_cli_rejected_by_the_re
             api.wait_for_dag(services, name)
             runs[name] = api.trigger(name)
 
-        wait_for_task_state(api, services, "gated_api", runs["gated_api"], "approve", "awaiting_input")
+        wait_until_asked(api, services, "gated_api", runs["gated_api"])
         path = f"/dags/gated_api/dagRuns/{runs['gated_api']}/taskInstances/approve/-1/hitlDetails"
         request = api.get(path)  # what Required actions shows
         assert request["subject"].startswith("Promote logistic_regression (CV roc_auc 0.9")
         assert "| challenger | logistic_regression |" in request["body"] and request["defaults"] == ["Reject"]
         assert api.client.patch(path, json={"chosen_options": ["Reject"]}).status_code == 200
 
-        wait_for_task_state(api, services, "gated_cli", runs["gated_cli"], "approve", "awaiting_input")
+        wait_until_asked(api, services, "gated_cli", runs["gated_cli"])
         monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
         assert main(["--project", str(project.root), "approve", "gated_cli"]) == 0
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -218,7 +218,7 @@ class TrackingSpec(StrictModel):
 
 #: What a notification can be about.
 NotifyEvent = Literal["failed_run", "new_champion", "rollback", "approval_request"]
-NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("failed_run", "new_champion", "rollback", "approval_request")
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = get_args(NotifyEvent)
 
 
 class EmailSpec(StrictModel):

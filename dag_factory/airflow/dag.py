@@ -8,12 +8,14 @@ Retries, backoff and time limits are Airflow's own (``retries``, ``retry_exponen
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, AssetAlias, Param, TriggerRule, chain, get_current_context, get_parsing_context, task
 from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
@@ -125,11 +127,12 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
     """The DAG of one experiment: load -> profile -> preprocess -> train[models] -> select -> promote -> report."""
     names = spec.model_names()
     params = {
-        "models": Param(names, type="array", items={"type": "string", "enum": names}, minItems=1,
-                        description="Models to train in this run (the others show as skipped)."),
-        "cv_folds": Param(spec.cv.folds, **cv_folds_schema(), description="Cross-validation folds for every model."),
-        "force": Param(False, type="boolean",
-                       description="Retrain even when the data has not changed since the champion was trained."),
+        "models": SharedParam(names, type="array", items={"type": "string", "enum": names}, minItems=1,
+                              description="Models to train in this run (the others show as skipped)."),
+        "cv_folds": SharedParam(spec.cv.folds, **cv_folds_schema(),
+                                description="Cross-validation folds for every model."),
+        "force": SharedParam(False, type="boolean",
+                             description="Retrain even when the data has not changed since the champion was trained."),
     }
     # An Asset outlet is announced whenever its task succeeds, also when promote kept the old
     # champion. Through an AssetAlias outlet, the event exists only when promote adds it.
@@ -156,7 +159,7 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
     ) as dag:
         context = StepContext(spec, catalog, project)
         tasks = {name: _task(name, context, _options(name, spec, project, champion)) for name in TASKS}
-        tasks["train"] = tasks["train"].expand(model_name=names)
+        tasks["train"] = tasks["train"].expand(op_kwargs=[{"model_name": name} for name in names])
         order = [tasks[name] for name in TASKS]
         if spec.promotion.approval == "required":  # a person approves a new champion between select and promote
             from dag_factory.airflow.approval import ApprovalGate
@@ -164,6 +167,7 @@ def experiment_dag(spec: ExperimentSpec, catalog: Catalog, project: Project, spe
             order.insert(TASKS.index("promote"), ApprovalGate(
                 step_context=context, notifiers=notifiers("approval_request", spec, project)))
         chain(*order)
+    unshare_params(dag)
     return dag
 
 
@@ -190,6 +194,26 @@ def _options(name: str, spec: ExperimentSpec, project: Project, champion: Champi
     return {}
 
 
+class SharedParam(Param):
+    """A DAG param that Airflow copies shallowly while the DAG's tasks are built.
+
+    Airflow deep-copies the DAG's params for each task at each level of its operator class,
+    a third of the parse time of an experiment. Nothing changes a param's value or schema in
+    place (a run's value replaces ``value``), so the copies can share them.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Param:
+        twin = Param.__new__(Param)  # a plain Param sharing value and schema, without re-checking them
+        twin.__dict__.update(self.__dict__)
+        return twin
+
+
+def unshare_params(dag: DAG) -> None:
+    """Make the DAG's params Airflow's own ``Param`` again: its serializer takes no subclass."""
+    for name in list(dag.params):
+        dag.params[name] = copy.copy(dag.params.get_param(name))
+
+
 class StepContext:
     """What a task needs to build its run at execution time: the spec, the catalog, the project."""
 
@@ -211,20 +235,25 @@ def champion_asset_name(experiment: str) -> str:
 
 
 def _task(name: str, context: StepContext, options: dict[str, Any]) -> Any:
-    """The Airflow task of workflow step ``name``: the one wrapper around every step."""
+    """The Airflow task of workflow step ``name``: the one wrapper around every step.
+
+    A PythonOperator, not ``@task``: the decorator inspects every function's signature and adds
+    two operator classes, each of which deep-copies the DAG's params again; about half the
+    parse time of an experiment, for nothing a step uses.
+    """
     if name == "train":
 
         def train(model_name: str) -> dict[str, Any]:
             """Cross-validate, refit and save one model."""
             return execute_step("train", context, model_name=model_name)
 
-        return task(task_id=name, **options)(train)  # expanded over the models by experiment_dag
+        return PythonOperator.partial(task_id=name, python_callable=train, **options)  # expanded by experiment_dag
 
     def step() -> Any:
         return execute_step(name, context)
 
     step.__doc__ = f"The {name} step of the experiment (dag_factory.workflow)."
-    return task(task_id=name, **options)(step)()
+    return PythonOperator(task_id=name, python_callable=step, **options)
 
 
 def run_of(context: StepContext, airflow_context: Any) -> Any:

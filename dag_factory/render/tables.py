@@ -7,9 +7,10 @@ statistics, the model card's metrics) goes through ``table``, so they all look a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from dag_factory.artifacts.records import HistoryEntry, Leaderboard, MeanStd
+if TYPE_CHECKING:  # the DAG docs render tables at parse time; the record models are not needed there
+    from dag_factory.artifacts.records import HistoryEntry, Leaderboard, MeanStd
 
 #: Columns of the leaderboard in the terminal (the selection metric always comes first).
 LEADERBOARD_COLUMNS = ("roc_auc", "accuracy", "recall", "specificity", "f1")

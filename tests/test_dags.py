@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import fast_spec, write_experiment
+from conftest import REPO, fast_spec, write_experiment
 
 
 def dagbag(project):
@@ -109,3 +109,32 @@ def test_a_worker_parsing_for_one_task_builds_only_that_dag(project, wanted):
            "_AIRFLOW_PARSING_CONTEXT_DAG_ID": wanted}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert result.stdout.strip().splitlines()[-1] == str([wanted])
+
+
+def test_params_are_airflows_own_and_no_task_shares_a_param_object_with_another(project):
+    from airflow.sdk import Param
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = dagbag(project).dags["breast_cancer"]
+    for name in ("models", "cv_folds", "force"):  # Airflow's serializer takes no Param subclass
+        assert type(dag.params.get_param(name)) is Param
+    owners = [dag.params, *(task.params for task in dag.tasks)]
+    assert len({id(params.get_param("models")) for params in owners}) == len(owners)
+    restored = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    assert restored.params.get_param("models").value == dag.params["models"]
+    assert restored.params.get_param("cv_folds").schema["minimum"] == 2
+
+
+def test_the_scheduler_preloads_the_task_modules_and_each_of_them_imports():
+    """The forkserver skips a preload module it cannot import, silently: a renamed one would cost every task."""
+    import importlib
+
+    from dag_factory.airflow.standalone import server_environment
+    from dag_factory.project import Project
+
+    env = server_environment(Project(REPO), 8080, home="/tmp/airflow-home")
+    assert env["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
+    modules = env["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"].split(",")
+    assert "dag_factory.workflow" in modules
+    for name in modules:
+        importlib.import_module(name)

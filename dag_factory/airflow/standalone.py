@@ -22,6 +22,9 @@ ADMIN_USER = "admin"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 LOOPBACK = "127.0.0.1"
 WORKER_NAME_VARIABLE = "DAG_FACTORY_WORKER_NAME"
+#: What the scheduler's forkserver imports once for every LocalExecutor worker and task process
+#: forked from it: Airflow's worker and task runner, and the workflow's ML stack.
+TASK_PRELOAD = ("airflow.executors.local_executor", "airflow.sdk.execution_time.task_runner", "dag_factory.workflow")
 
 
 def password_file(home: Path | str) -> Path:
@@ -51,8 +54,22 @@ def server_environment(project: Project, port: int, home: Path | str | None = No
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{LOOPBACK}:{port}/execution/",
         "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM", str(default_parallelism())),
+        **preloaded_task_processes(),
     })
     return env
+
+
+def preloaded_task_processes() -> dict[str, str]:
+    """Settings under which a LocalExecutor task starts with pandas and scikit-learn already imported.
+
+    Each task is a fresh process; importing the ML stack costs it 3-5 s, more than most steps
+    take. Airflow 3.3's ``[scheduler] mp_start_method = forkserver`` with ``mp_forkserver_preload``
+    imports those modules once in the forkserver, and the executor's workers and their task
+    processes are forked from it with the modules loaded. Set either variable to choose otherwise.
+    """
+    return {name: os.environ.get(name, value) for name, value in (
+        ("AIRFLOW__SCHEDULER__MP_START_METHOD", "forkserver"),
+        ("AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD", ",".join(TASK_PRELOAD)))}
 
 
 def default_parallelism() -> int:

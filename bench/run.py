@@ -1,4 +1,4 @@
-"""Run the benchmarks and write BENCHMARKS.md. Usage: python run.py [parse|parse_compare|overhead|data|install|parallel|integrations ...]"""
+"""Run the benchmarks and write BENCHMARKS.md. Usage: python run.py [parse|parse_compare|overhead|data|install|parallel|scheduler|integrations ...]"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from common import save
 
 BENCHMARKS = {"parse": "parse", "parse_compare": "parse_compare", "overhead": "overhead", "data": "data_size", "install": "install",
-              "parallel": "parallel", "integrations": "integrations"}
+              "parallel": "parallel", "scheduler": "scheduler", "integrations": "integrations"}
 
 
 def main(names: list[str]) -> None:

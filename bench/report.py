@@ -141,7 +141,8 @@ def parallel_section(r: dict) -> list[str]:
 
 
 SECTIONS = (("parse", parse_section), ("parse_compare", parse_compare_section), ("overhead", overhead_section),
-            ("scheduler", scheduler_section), ("parallel", parallel_section), ("data_size", data_section), ("install", install_section), ("integrations", integrations_section))
+            ("scheduler", scheduler_section), ("parallel", parallel_section), ("data_size", data_section),
+            ("install", install_section), ("integrations", integrations_section))
 
 
 def main() -> None:

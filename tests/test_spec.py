@@ -198,7 +198,7 @@ def test_a_spec_airflow_rejects_after_validation_becomes_a_stand_in(broken_proje
 
 @pytest.mark.parametrize(("section", "module", "extra", "where"), [
     ("results:\n  root: s3://team-bucket/ml\n", "s3fs", "s3", "results.root (line 13)"),
-    ("tracking:\n  uri: http://mlflow.internal:5000\n", "mlflow", "mlflow", "tracking (line 13)"),
+    ("tracking:\n  uri: http://mlflow.internal:5000\n", "mlflow", "mlflow", "tracking (line 12)"),
 ])
 def test_a_spec_needing_a_missing_extra_names_the_extra_to_install(tmp_path, monkeypatch, section, module, extra,
                                                                    where):

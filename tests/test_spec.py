@@ -234,3 +234,17 @@ def test_a_key_is_reported_on_its_own_line_whatever_its_value(tmp_path, text, lo
     path = tmp_path / "shape.yaml"
     path.write_text(text)
     assert YamlDocument.read(path).line(loc) == f" (line {line})"
+
+
+def test_an_unknown_trigger_conf_key_is_refused_with_the_nearest_param():
+    from dag_factory.errors import SpecError
+    from dag_factory.spec.overrides import refuse_unknown_conf
+
+    params = ["models", "cv_folds", "force"]
+    refuse_unknown_conf({"models": ["svm"], "force": True}, params, "bc")
+    refuse_unknown_conf(None, params, "bc")
+    with pytest.raises(SpecError) as refused:
+        refuse_unknown_conf({"modelz": ["svm"], "cv_fold": 3, "force": True}, params, "bc")
+    assert refused.value.problems == [
+        '"cv_fold" is not a param of this DAG (did you mean "cv_folds"?); its params are: models, cv_folds, force',
+        '"modelz" is not a param of this DAG (did you mean "models"?); its params are: models, cv_folds, force']

@@ -119,10 +119,11 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
                                         "untouched")
             progress.close()
         if not outcome_file.exists():
-            if not told and not verbose:
+            if files is None and not told and not verbose:
                 sys.stderr.write("".join(log.early[-TAIL_LINES:]))
+            where = f"see {files.log}" if files else f"see {'the error' if told else 'the output'} above"
             raise RuntimeError(f"the Airflow run of {experiment} ended (exit code {child.returncode}) before it "
-                               f"started a DAG run; see {'the error' if told else 'the output'} above")
+                               f"{'finished' if files else 'started a DAG run'}; {where}")
         outcome = json.loads(outcome_file.read_text())
     return RunOutcome(state=outcome["state"], run_id=outcome["run_id"],
                       files=RunFiles.of(results, experiment, outcome["run_id"]))
@@ -130,8 +131,7 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
 
 def _headline(files: RunFiles | None, model: str, spec: ExperimentSpec | None) -> str:
     """A trained model's CV score on the selection metric, from its metrics.json: 'CV roc_auc 0.9953 ± 0.0040'."""
-    path = None if files is None or spec is None else files.model(model) / MODEL_METRICS
-    if spec is None or path is None or not path.exists():
+    if files is None or spec is None or not (path := files.model(model) / MODEL_METRICS).exists():
         return ""
     metric = spec.selection.metric
     score = ModelResult.read(path).cv.get(metric)

@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--force", action="store_true", help="retrain even if the data is unchanged")
     run.add_argument("--models", help="comma-separated subset of the spec's models")
     run.add_argument("--cv-folds", type=int, help="override the spec's CV folds")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="print Airflow's whole output as it comes (default: one line per task; all of it is in "
+                          "the run's run.log either way)")
     answer = run.add_mutually_exclusive_group()
     answer.add_argument("--approve", action="store_const", const="approve", dest="approval", default="ask",
                         help="with promotion.approval: required, approve a new champion (default: ask on a terminal, "
@@ -103,10 +106,11 @@ def cmd_run(project: Project, args: argparse.Namespace) -> int:
         conf["models"] = models
     if args.cv_folds is not None:
         conf["cv_folds"] = args.cv_folds
-    outcome = run_experiment(project, spec.experiment, conf, approval=args.approval)
+    outcome = run_experiment(project, spec.experiment, conf, approval=args.approval, verbose=args.verbose)
     end = ending(spec, outcome.files, outcome.state)
     print(run_summary(outcome.files, outcome.run_id, outcome.state,
                       champion_model_path(project.results_for(spec), spec.experiment), f"{end.line} (exit code {end.code})"))
+    print(f"Airflow's whole log of the run: {outcome.files.log}")
     return end.code
 
 

@@ -156,6 +156,7 @@ def train(run: Run, model_name: str) -> dict[str, Any]:
     if model_name not in run.models:
         raise NothingToDo(f"model {model_name} is not in this run's 'models' param")
     spec, files = run.spec, run.files
+    _require_data(files)  # a skipped run: each model says why it did not train
     entry = next(m for m in spec.models if m.label == model_name)
     meta = RunMeta.read(files.meta)
     final = files.model(model_name)

@@ -1,6 +1,6 @@
 """Real Airflow components for the end-to-end tests: start them, talk to their REST API, stop them.
 
-Every component runs in its own process group with its output in ``<home>/service-logs/<name>.out``;
+Every component runs in its own process group with its output in ``<home>/service-logs/<name>.log``;
 ``AirflowServices.stop`` ends each group (SIGTERM, then SIGKILL), so task processes and
 API-server workers go too. Only loopback addresses are used.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,8 @@ from typing import Any
 
 import httpx
 
-from dag_factory.airflow.standalone import ADMIN_USER, LOOPBACK, password_file, server_environment
+from dag_factory.airflow.standalone import (ADMIN_USER, COMPONENTS, LOOPBACK, Components, api_answers, password_file,
+                                           server_environment)
 from dag_factory.project import Project
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -97,7 +97,7 @@ class AirflowServices:
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",  # parse once: the CPU is for the tasks
             **(settings or {}),
         }
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.components = Components(self.logs)
 
     @property
     def base_url(self) -> str:
@@ -111,45 +111,24 @@ class AirflowServices:
 
     def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         """Start a long-running command (e.g. ``[AIRFLOW, "scheduler"]``) in its own process group."""
-        with (self.logs / f"{name}.out").open("wb") as out:
-            self.processes[name] = subprocess.Popen(command, env={**self.env, **(env or {})}, stdout=out,
-                                                    stderr=subprocess.STDOUT, start_new_session=True)
+        self.components.start(name, command, {**self.env, **(env or {})})
 
     def start_airflow(self) -> None:
-        """Migrate the metadata DB, then start API server, scheduler, dag-processor and triggerer.
-
-        Their log servers stay off (``--skip-serve-logs``: they would listen on every interface);
-        the API server reads the task logs from this machine's files.
-        """
+        """Migrate the metadata DB, then start what `dag-factory ui` starts: API server, scheduler,
+        dag-processor and triggerer, their log servers off (they would listen on every interface)."""
         self.airflow("db", "migrate")
-        self.start("api-server", [AIRFLOW, "api-server"])
-        self.start("scheduler", [AIRFLOW, "scheduler", "--skip-serve-logs"])
-        self.start("dag-processor", [AIRFLOW, "dag-processor"])
-        self.start("triggerer", [AIRFLOW, "triggerer", "--skip-serve-logs"])
+        for name, command in COMPONENTS.items():
+            self.start(name, [AIRFLOW, *command])
 
     def check_alive(self) -> None:
         """Raise, with the end of its output, when a component has exited."""
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.tail(name)}")
+        if gone := self.components.exited():
+            name, code = gone
+            raise RuntimeError(f"{name} exited with {code}:\n" + "\n".join(self.components.tail(name, 40)))
 
-    def tail(self, name: str, lines: int = 40) -> str:
-        """The last lines a component printed."""
-        path = self.logs / f"{name}.out"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-
-    def stop(self, grace: float = 30) -> None:
-        """End every component's process group: SIGTERM, then SIGKILL whatever is left after ``grace`` seconds."""
-        for process in self.processes.values():
-            _signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(process, signal.SIGKILL)  # also children that outlived their parent
-            process.wait()
+    def stop(self) -> None:
+        """End every component's process group: SIGTERM, then SIGKILL whatever is left."""
+        self.components.stop()
 
     def api(self, timeout: float = 180) -> AirflowApi:
         """A logged-in REST API client, once the API server answers and has generated the admin password."""
@@ -157,7 +136,7 @@ class AirflowServices:
         secrets_file = password_file(self.home)
         while True:
             self.check_alive()
-            if secrets_file.exists() and secrets_file.stat().st_size and _answers(self.base_url):
+            if secrets_file.exists() and secrets_file.stat().st_size and api_answers(self.base_url):
                 password = json.loads(secrets_file.read_text())[ADMIN_USER]
                 return AirflowApi(self.base_url, ADMIN_USER, password)
             if time.monotonic() > deadline:
@@ -169,20 +148,6 @@ class AirflowServices:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _answers(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/api/v2/monitor/health", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 class AirflowApi:

@@ -86,6 +86,15 @@ def test_train_task_is_mapped_with_model_names_as_map_indexes(first_run, airflow
     assert tasks == {"load_data", "profile", "preprocess", "train", "select", "promote", "report"}
 
 
+def dag_run_note(db, dag_id: str, run_id: str) -> str:
+    """The note of a DAG run (what the grid shows above it), from Airflow's metadata DB."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT n.content FROM dag_run_note n JOIN dag_run d ON d.id = n.dag_run_id "
+                            "WHERE d.dag_id = ? AND d.run_id = ?", (dag_id, run_id)).fetchone()[0]
+
+
 def test_second_run_on_same_data_skips_training_unless_forced(first_run, airflow_db, capsys):
     project, first = first_run
     assert main(["--project", str(project.root), "run", "breast_cancer"]) == 0  # the command a user types
@@ -93,10 +102,29 @@ def test_second_run_on_same_data_skips_training_unless_forced(first_run, airflow
     run_id = re.search(r"^DAG run (\S+): success$", printed, re.MULTILINE).group(1)
     assert "DECIDED: the champion stands; data and spec unchanged since the champion was trained" in printed
     assert "(exit code 0)" in printed
-    states = {r["task_id"]: r["state"] for r in task_instances(airflow_db, "breast_cancer", run_id)}
+    rows = task_instances(airflow_db, "breast_cancer", run_id)
+    states = {r["task_id"]: r["state"] for r in rows}
     assert states["preprocess"] == "skipped" and states["train"] == "skipped" and states["promote"] == "skipped"
-    log = (project.results / "runs" / "breast_cancer" / safe_run_id(run_id) / "run.log").read_text()
-    assert "data and spec unchanged since the champion was trained" in log
+    assert [r["rendered_map_index"] for r in rows if r["task_id"] == "train"] == MODELS  # named in the grid
+    log_file = project.results / "runs" / "breast_cancer" / safe_run_id(run_id) / "run.log"
+    log = log_file.read_text()
+    assert "[warning  ] Skipped: data and spec unchanged since the champion was trained" in log  # not folded away
+    assert dag_run_note(airflow_db, "breast_cancer", run_id).startswith("data and spec unchanged since the champion")
+
+    # The terminal: where the log is, one line per task instance as it ends, then the summary; Airflow's own
+    # output (migrations, DAG parsing, every task's log) only in run.log.
+    tasks = printed.split("\n\nDAG run ")[0].splitlines()
+    assert tasks[0] == f"Running breast_cancer through Airflow; its whole log: {log_file}"
+    assert [line.split()[:2] for line in tasks[1:4]] == [["load_data", "success"], ["profile", "success"],
+                                                        ["preprocess", "skipped"]]
+    assert sorted(line.split()[0] for line in tasks[4:8]) == sorted(f"train[{m}]" for m in MODELS)
+    assert {line.split()[1] for line in tasks[4:8]} == {"skipped"}
+    assert [line.split()[:2] for line in tasks[8:]] == [["select", "skipped"], ["promote", "skipped"],
+                                                      ["report", "skipped"]]
+    assert "[4/4 models done]" in tasks[7]
+    for noise in ("alembic", "DagBag", "[DAG TEST]", "Task instance state updated"):
+        assert noise not in printed and noise in log
+    assert printed.rstrip().endswith(f"Airflow's whole log of the run: {log_file}")
 
     forced = run_dag(project, "breast_cancer", force=True)
     assert forced.state == "success"
@@ -108,3 +136,17 @@ def test_second_run_on_same_data_skips_training_unless_forced(first_run, airflow
     assert card["run_id"] == first.run_id  # the champion was not replaced by an equal model
     history = (best_dir(project.results, "breast_cancer") / "history.jsonl").read_text().splitlines()
     assert len(history) == 1 and json.loads(history[0])["run_id"] == first.run_id
+
+
+def test_an_unknown_trigger_conf_key_fails_the_run_at_once_naming_the_nearest_param(first_run, airflow_db, capsys):
+    """A misspelt `{"modelz": [...]}` from the UI or the API must not train every model unnoticed."""
+    project, _ = first_run
+    outcome = run_dag(project, "breast_cancer", modelz=["svm"])
+    assert outcome.state == "failed"
+    states = {r["task_id"]: r["state"] for r in task_instances(airflow_db, "breast_cancer", outcome.run_id)}
+    assert states["load_data"] == "failed" and states["train"] == "upstream_failed"
+    printed = capsys.readouterr().out
+    assert '"modelz" is not a param of this DAG (did you mean "models"?); its params are: models, cv_folds, force' \
+        in printed
+    assert printed.splitlines()[1].split()[:2] == ["load_data", "failed"]
+    assert not (outcome.folder / "data").exists()  # nothing was loaded

@@ -243,3 +243,19 @@ def test_a_search_runs_inside_each_fold_and_the_leaderboard_shows_its_choice(tmp
     row = read_json(folder / "leaderboard.json")["leaderboard"][0]
     assert row["chosen_params"] == {"C": 1.0}  # heavy regularisation loses on ROC-AUC here
     assert row["top_features"] and row["importance_kind"] == "coefficient"
+
+
+def test_a_model_left_out_of_the_run_says_why_in_the_leaderboard(tmp_path):
+    """`--models` trains a subset: the others are listed as skipped with the reason, never a bare 'skipped:'."""
+    from dag_factory import workflow
+    from dag_factory.steps.select import NOT_TRAINED
+    from evaluation_support import catalog
+
+    spec = quick_spec("subset", LOGREG + "  - model: random_forest\n    params: {n_estimators: 10}\n")
+    run = workflow.Run.of(spec, catalog(), tmp_path, tmp_path / "results", "subset", models=["logistic_regression"],
+                          force=True)
+    board = Leaderboard.read(workflow.run_steps(run, until="select").leaderboard)
+    text = leaderboard_table(board)
+    row = next(line for line in text.splitlines() if " random_forest " in line)
+    assert row.rstrip().endswith(f"skipped: {NOT_TRAINED}")
+    assert not any(line.rstrip().endswith(":") for line in text.splitlines())

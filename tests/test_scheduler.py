@@ -89,3 +89,71 @@ def test_breast_cancer_trains_its_models_in_parallel_on_a_real_scheduler(project
 
         with capsys.disabled():
             print(f"\nbreast_cancer on LocalExecutor (parallel): DAG run wall time {wall_seconds(run):.1f} s")
+
+
+def test_dag_factory_ui_listens_on_loopback_only_and_keeps_its_console_short(project, tmp_path):
+    """`dag-factory ui` as a user starts it: every listener on 127.0.0.1, the password file owner-only and
+    never echoed, the console the URL, login, logs and `Ready`; a trigger conf key that is no param fails the
+    run at once, naming the nearest one."""
+    import json
+    import os
+    import select
+    import signal
+    import stat
+    import subprocess
+    import sys
+
+    import psutil
+
+    from airflow_services import AirflowApi, free_port
+    from dag_factory.airflow.standalone import ADMIN_USER, console_logs, password_file
+
+    home, port = tmp_path / "ui-home", free_port()
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600"}
+    ui = subprocess.Popen([sys.executable, "-m", "dag_factory", "--project", str(project.root), "ui", "--port",
+                           str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          start_new_session=True)
+    console: list[str] = []
+
+    def read_console(until: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(until in line for line in console):
+            assert ui.poll() is None and time.monotonic() < deadline, "\n".join(console)
+            if select.select([ui.stdout], [], [], 1)[0]:
+                console.append(ui.stdout.readline().rstrip("\n"))
+
+    class Alive:
+        def check_alive(self) -> None:
+            assert ui.poll() is None, "\n".join(console)
+
+    try:
+        read_console("Ready: ", 300)
+        secrets_file = password_file(home)
+        assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+        password = json.loads(secrets_file.read_text())[ADMIN_USER]
+        tree = [psutil.Process(ui.pid), *psutil.Process(ui.pid).children(recursive=True)]
+        listening = {(c.laddr.ip, c.laddr.port) for p in tree for c in p.net_connections("tcp")
+                     if c.status == psutil.CONN_LISTEN}
+        assert listening and {ip for ip, _ in listening} == {"127.0.0.1"}, listening
+        assert ("127.0.0.1", port) in listening
+
+        api = AirflowApi(f"http://127.0.0.1:{port}", ADMIN_USER, password)
+        api.wait_for_dag(Alive(), "breast_cancer")
+        run_id = api.trigger("breast_cancer", {"modelz": ["svm"]})
+        assert api.wait_for_run(Alive(), "breast_cancer", run_id)["state"] == "failed"
+        load = api.task_instances("breast_cancer", run_id, task_id="load_data")[0]
+        assert load["state"] == "failed" and load["try_number"] == 1  # not retried: the same conf fails again
+        log = api.get(f"/dags/breast_cancer/dagRuns/{run_id}/taskInstances/load_data/logs/1", full_content=True)
+        assert '"modelz" is not a param of this DAG (did you mean "models"?)' in json.dumps(log).replace('\\"', '"')
+    finally:
+        os.kill(ui.pid, signal.SIGINT)
+        rest, _ = ui.communicate(timeout=120)
+    console += rest.splitlines()
+    assert ui.returncode == 0, "\n".join(console)
+    assert console == [
+        f"Airflow UI:  http://localhost:{port}  (DAGs from {project.dags}, home {home})",
+        f"Log in as:   {ADMIN_USER}; the password is in {secrets_file} (generated at the first start)",
+        f"Logs:        {console_logs(home)}/<component>.log; task logs in {home / 'logs'}",
+        "Stop with Ctrl+C.", f"Ready: http://localhost:{port}", "Stopping Airflow..."]
+    assert password in (console_logs(home) / "api-server.log").read_text()  # Airflow prints it there, not here
+    assert stat.S_IMODE((console_logs(home) / "api-server.log").stat().st_mode) == 0o600

@@ -39,6 +39,8 @@ FAULTS: dict[str, tuple[str, str]] = {
                     "wrapper"),
     "unknown_key": (fast_spec("unknown_key") + "selecton: {metric: roc_auc}\n",
                     'selecton (line 12): unknown key "selecton" (did you mean "selection"?)'),
+    "misspelt_list_key": (fast_spec("misspelt_list_key").replace("models:", "modles:"),
+                          'modles (line 7): unknown key "modles" (did you mean "models"?)'),
     "wrong_type": (fast_spec("wrong_type").replace("folds: 3", "folds: many"),
                    "cv.folds (line 6): Input should be a valid integer"),
     "unknown_model": (fast_spec("unknown_model", "  - model: logistc_regression\n"),
@@ -196,7 +198,7 @@ def test_a_spec_airflow_rejects_after_validation_becomes_a_stand_in(broken_proje
 
 @pytest.mark.parametrize(("section", "module", "extra", "where"), [
     ("results:\n  root: s3://team-bucket/ml\n", "s3fs", "s3", "results.root (line 13)"),
-    ("tracking:\n  uri: http://mlflow.internal:5000\n", "mlflow", "mlflow", "tracking (line 13)"),
+    ("tracking:\n  uri: http://mlflow.internal:5000\n", "mlflow", "mlflow", "tracking (line 12)"),
 ])
 def test_a_spec_needing_a_missing_extra_names_the_extra_to_install(tmp_path, monkeypatch, section, module, extra,
                                                                    where):
@@ -211,3 +213,38 @@ def test_a_spec_needing_a_missing_extra_names_the_extra_to_install(tmp_path, mon
         load_experiment(path, load_catalog(REPO / "models")[0])
     assert f"{where}: " in str(refused.value)
     assert f"install the {extra} extra: pip install 'dag-factory-experiments[{extra}]'" in str(refused.value)
+
+
+@pytest.mark.parametrize(("text", "loc", "line"), [
+    ("a: 1\nmodles:\n  k: 1\n", ("modles",), 2),                        # block mapping
+    ("a: 1\nmodles:\n  - x\n  - y\n", ("modles",), 2),                   # block sequence
+    ("a: 1\nmodles:\n- x\n", ("modles",), 2),                            # block sequence, not indented
+    ("a: 1\nmodles:\n\n  # a comment\n  k: 1\n", ("modles",), 2),        # blank line and comment first
+    ("a: 1\nmodles: {k: 1}\n", ("modles",), 2),                           # flow mapping
+    ("a: 1\nmodles: [x, y]\n", ("modles",), 2),                           # flow sequence
+    ("a: 1\nmodles: x\n", ("modles",), 2),                                # scalar
+    ("a:\n  b:\n    c:\n      - 1\n", ("a", "b", "c"), 3),              # nested keys
+    ("m:\n  - model: x\n  - model: y\n    params:\n      C: 1\n", ("m", 1, "params"), 4),
+    ("m:\n  - model: x\n  -\n    model: y\n", ("m", 1), 4),              # an item starts at its first node
+    ("a:\n  b: 1\n", ("a", "nosuch"), 1),                                 # a missing key: its mapping's key
+])
+def test_a_key_is_reported_on_its_own_line_whatever_its_value(tmp_path, text, loc, line):
+    from dag_factory.spec.yaml_source import YamlDocument
+
+    path = tmp_path / "shape.yaml"
+    path.write_text(text)
+    assert YamlDocument.read(path).line(loc) == f" (line {line})"
+
+
+def test_an_unknown_trigger_conf_key_is_refused_with_the_nearest_param():
+    from dag_factory.errors import SpecError
+    from dag_factory.spec.overrides import refuse_unknown_conf
+
+    params = ["models", "cv_folds", "force"]
+    refuse_unknown_conf({"models": ["svm"], "force": True}, params, "bc")
+    refuse_unknown_conf(None, params, "bc")
+    with pytest.raises(SpecError) as refused:
+        refuse_unknown_conf({"modelz": ["svm"], "cv_fold": 3, "force": True}, params, "bc")
+    assert refused.value.problems == [
+        '"cv_fold" is not a param of this DAG (did you mean "cv_folds"?); its params are: models, cv_folds, force',
+        '"modelz" is not a param of this DAG (did you mean "models"?); its params are: models, cv_folds, force']

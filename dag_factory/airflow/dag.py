@@ -25,7 +25,7 @@ from dag_factory.errors import ModelConfigError, ModelTimeout, NothingToDo, Spec
 from dag_factory.project import Project
 from dag_factory.render.dag_doc import experiment_doc, invalid_spec_doc
 from dag_factory.spec.loader import load_catalog, load_experiments
-from dag_factory.spec.overrides import cv_folds_schema
+from dag_factory.spec.overrides import cv_folds_schema, refuse_unknown_conf
 from dag_factory.spec.schema import Catalog, ExperimentSpec, NotifyEvent
 from dag_factory.storage.location import LOCAL_SCHEMES, scheme_of
 
@@ -38,6 +38,9 @@ INVALID_TAG = "invalid-spec"
 TASKS = ("load_data", "profile", "preprocess", "train", "select", "promote", "report")
 #: Tasks that run whatever happened upstream (so the leaderboard and the report exist even when models failed).
 RUN_ALWAYS = ("select", "report")
+#: The train instances run also when preprocess skipped the run: each then skips itself with the reason, so
+#: that Airflow renders its model name in the grid (it renders ``map_index_template`` only in a running task).
+TRAIN_TRIGGER_RULE = TriggerRule.NONE_FAILED
 
 
 def build_dags(project: Project | None = None) -> dict[str, DAG]:
@@ -185,7 +188,8 @@ def _options(name: str, spec: ExperimentSpec, project: Project, champion: Champi
                 "retry_exponential_backoff": 2.0}
     if name == "train":
         timeout = None if spec.timeout_minutes is None else timedelta(minutes=spec.timeout_minutes)
-        return {"map_index_template": "{{ model_name }}", "retries": spec.train_retries(), "execution_timeout": timeout}
+        return {"map_index_template": "{{ model_name }}", "retries": spec.train_retries(), "execution_timeout": timeout,
+                "trigger_rule": TRAIN_TRIGGER_RULE}
     if name == "promote":
         return {"outlets": [champion.alias], "max_active_tis_per_dag": 1,  # one promotion of an experiment at a time
                 "on_success_callback": notifiers("new_champion", spec, project)}
@@ -257,11 +261,15 @@ def _task(name: str, context: StepContext, options: dict[str, Any]) -> Any:
 
 
 def run_of(context: StepContext, airflow_context: Any) -> Any:
-    """The workflow Run of the current DAG run (its params and this task's attempt), built at execution time."""
+    """The workflow Run of the current DAG run (its params and this task's attempt), built at execution time.
+
+    A trigger conf key that is no param fails every task that builds the run, so the run fails at once.
+    """
     from dag_factory import workflow
     from dag_factory.steps.load import Attempt
 
     params, ti, spec = airflow_context["params"], airflow_context["ti"], context.spec
+    refuse_unknown_conf(airflow_context["dag_run"].conf, airflow_context["dag"].params.keys(), spec.experiment)
     return workflow.Run.of(spec, context.catalog, context.project.root, context.project.results_for(spec),
                            airflow_context["run_id"], models=list(params["models"]), force=bool(params["force"]),
                            cv_folds=int(params["cv_folds"]), attempt=Attempt(ti.try_number, ti.max_tries + 1))
@@ -283,6 +291,7 @@ def execute_step(name: str, context: StepContext, **kwargs: Any) -> Any:
     try:
         result = workflow.STEPS[name](run, **kwargs)
     except NothingToDo as reason:
+        log.warning("Skipped: %s", reason)  # in the task's log itself, not only in its folded Post Execute group
         raise AirflowSkipException(str(reason)) from None
     except AirflowTaskTimeout as timeout:
         if name != "train":

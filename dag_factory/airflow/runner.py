@@ -2,8 +2,9 @@
 
 ``dag.test()`` runs a real DAG run against the metadata database (embedded SQLite in the
 project's ``.airflow/`` by default). The child announces the run id before the run starts, and
-the parent tees everything the run prints into ``run.log`` inside that run folder as it comes,
+the parent writes everything the run prints into ``run.log`` inside that run folder as it comes,
 so a killed run keeps its log (on an object store, the log is uploaded when the parent ends).
+The terminal gets one line per task (see ``progress``), or, with ``verbose``, all of it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from dag_factory.airflow.answers import Policy, answer_waiting_run
-from dag_factory.artifacts.layout import RunFiles
+from dag_factory.airflow.progress import ERROR_LINE, TASK_LINE, ProgressPrinter, TaskAnnouncer, TaskEvent
+from dag_factory.artifacts.layout import MODEL_METRICS, RunFiles
+from dag_factory.artifacts.records import ModelResult, SkipNote
 from dag_factory.errors import RunFailed, SpecError
 from dag_factory.project import Project
+from dag_factory.spec.schema import ExperimentSpec
 from dag_factory.storage.files import write_text
 from dag_factory.storage.location import StoragePath, is_local
 
@@ -29,6 +33,8 @@ from dag_factory.storage.location import StoragePath, is_local
 RUN_ID_LINE = "dag-factory run id: "
 #: What dag.test() logs while a Human-in-the-loop task waits for an answer.
 WAITING_FOR_INPUT = "Waiting for Human-in-the-loop input for tasks"
+#: Lines of the child's output shown when it stops before a DAG run starts without saying why.
+TAIL_LINES = 30
 #: How often the run tries to record its answer before it stops the run instead of waiting for ever.
 ANSWER_ATTEMPTS = 3
 
@@ -58,13 +64,15 @@ def airflow_environment(project: Project) -> dict[str, str]:
 
 
 def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | None = None,
-                   approval: Policy = "ask") -> RunOutcome:
+                   approval: Policy = "ask", verbose: bool = False) -> RunOutcome:
     """Run ``experiment`` in a child process and keep its whole log in the run folder.
 
+    The terminal shows one line per task as it ends (all of Airflow's output with ``verbose``).
     A request for approval (spec ``promotion.approval: required``) is answered by ``approval``
     (see ``answers``): ``dag.test()`` would otherwise wait for it forever.
     """
-    results = _results_of(project, experiment)
+    spec = _spec_of(project, experiment)
+    results = _results_of(project, spec)
     env = {**os.environ, **airflow_environment(project)}
     with tempfile.TemporaryDirectory() as scratch:
         outcome_file = Path(scratch) / "outcome.json"
@@ -74,15 +82,31 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         ) as child:
             assert child.stdout is not None
-            run_id, answered, attempts = None, False, 0
+            files: RunFiles | None = None
+            run_id = ""
+            progress = ProgressPrinter(sys.stdout, lambda model: _headline(files, model, spec),
+                                       [] if spec is None else spec.model_names())
+            answered, attempts, told = False, 0, False
             for line in child.stdout:
                 if line.startswith(RUN_ID_LINE):
                     run_id = line.removeprefix(RUN_ID_LINE).strip()
-                    log.open(RunFiles.of(results, experiment, run_id).log)
+                    files = RunFiles.of(results, experiment, run_id)
+                    log.open(files.log)
+                    if not verbose:
+                        print(f"Running {experiment} through Airflow; its whole log: {files.log}", flush=True)
                     continue
-                sys.stdout.write(line)
+                if line.startswith(TASK_LINE):
+                    if not verbose:
+                        progress.show(TaskEvent.parse(line))
+                    continue
+                if line.startswith(ERROR_LINE):
+                    told = True
+                    print(json.loads(line.removeprefix(ERROR_LINE)), file=sys.stderr)
+                    continue
+                if verbose:
+                    sys.stdout.write(line)
                 log.write(line)
-                if WAITING_FOR_INPUT in line and run_id is not None and not answered:
+                if WAITING_FOR_INPUT in line and run_id and not answered:
                     answered, note = answer_waiting_run(project, experiment, run_id, approval)
                     attempts += 1
                     sys.stdout.write(note)
@@ -90,14 +114,28 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
                     if not answered and attempts >= ANSWER_ATTEMPTS:  # dag.test() would wait for ever
                         child.terminate()
                         child.wait()
-                        raise RunFailed(f"the run {run_id} of {experiment} waited for an approval that could not be "
-                                        f"recorded ({note.strip()}); it was stopped, and the champion is untouched")
+                        raise RunFailed(f"the run {run_id} of {experiment} waited for an approval that could "
+                                        f"not be recorded ({note.strip()}); it was stopped, and the champion is "
+                                        "untouched")
+            progress.close()
         if not outcome_file.exists():
+            if files is None and not told and not verbose:
+                sys.stderr.write("".join(log.early[-TAIL_LINES:]))
+            where = f"see {files.log}" if files else f"see {'the error' if told else 'the output'} above"
             raise RuntimeError(f"the Airflow run of {experiment} ended (exit code {child.returncode}) before it "
-                               f"started a DAG run; see the output above")
+                               f"{'finished' if files else 'started a DAG run'}; {where}")
         outcome = json.loads(outcome_file.read_text())
     return RunOutcome(state=outcome["state"], run_id=outcome["run_id"],
                       files=RunFiles.of(results, experiment, outcome["run_id"]))
+
+
+def _headline(files: RunFiles | None, model: str, spec: ExperimentSpec | None) -> str:
+    """A trained model's CV score on the selection metric, from its metrics.json: 'CV roc_auc 0.9953 ± 0.0040'."""
+    if files is None or spec is None or not (path := files.model(model) / MODEL_METRICS).exists():
+        return ""
+    metric = spec.selection.metric
+    score = ModelResult.read(path).cv.get(metric)
+    return "" if score is None else f"CV {metric} {score.mean:.4f} ± {score.std:.4f}"
 
 
 class RunLog:
@@ -142,12 +180,17 @@ class RunLog:
             write_text(self.target, (self.scratch / "run.log").read_text(encoding="utf-8"))
 
 
-def _results_of(project: Project, experiment: str) -> StoragePath:
-    """The experiment's results root; the default one for a stand-in DAG of a broken spec (it has no spec)."""
+def _spec_of(project: Project, experiment: str) -> ExperimentSpec | None:
+    """The experiment's spec, or None for the stand-in DAG of a broken spec."""
     try:
-        return project.results_for(project.experiment(experiment))
+        return project.experiment(experiment)
     except SpecError:
-        return project.results
+        return None
+
+
+def _results_of(project: Project, spec: ExperimentSpec | None) -> StoragePath:
+    """The experiment's results root; the default one for a stand-in DAG of a broken spec (it has no spec)."""
+    return project.results if spec is None else project.results_for(spec)
 
 
 def migrate_database() -> None:
@@ -183,7 +226,7 @@ def _database_is_current() -> bool:
 
 
 def _run_in_this_process(experiment: str, outcome_file: Path, conf: dict[str, Any]) -> int:
-    """Child side: migrate the DB, parse dags/, run the DAG with dag.test(), record the outcome."""
+    """Child side: migrate the DB, parse dags/, run the DAG with dag.test() announcing each task, record the outcome."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.dagrun import DagRun
     from airflow.utils.types import DagRunType
@@ -192,19 +235,44 @@ def _run_in_this_process(experiment: str, outcome_file: Path, conf: dict[str, An
     bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         for path, error in bag.import_errors.items():
-            print(f"Import error in {path}:\n{error}", file=sys.stderr)
+            print(f"{ERROR_LINE}{json.dumps(f'Import error in {path}:{chr(10)}{error}')}", flush=True)
         return 2
     dag = bag.get_dag(experiment)
     if dag is None:
-        print(f"No DAG {experiment} in {os.environ['AIRFLOW__CORE__DAGS_FOLDER']}; run `validate` to see why",
-              file=sys.stderr)
+        message = f"No DAG {experiment} in {os.environ['AIRFLOW__CORE__DAGS_FOLDER']}; run `validate` to see why"
+        print(f"{ERROR_LINE}{json.dumps(message)}", flush=True)
         return 2
     when = datetime.now(UTC)  # the run's logical date: its run id is known before the run starts
-    print(f"{RUN_ID_LINE}{DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=when, run_after=when)}",
-          flush=True)
+    run_id = DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=when, run_after=when)
+    print(f"{RUN_ID_LINE}{run_id}", flush=True)
+    announcer = TaskAnnouncer(experiment, run_id, list(dag.task_dict), sys.stdout)
+    announcer.install()
     dag_run = dag.test(run_after=when, logical_date=when, run_conf=conf)
+    announcer.sweep()
+    note_skip_reason(experiment, run_id)
     outcome_file.write_text(json.dumps({"state": str(dag_run.state), "run_id": dag_run.run_id}))
     return 0 if str(dag_run.state) == "success" else 1
+
+
+def note_skip_reason(experiment: str, run_id: str) -> None:
+    """Put why a run trained nothing in its DAG run's note, where the grid shows it.
+
+    A task cannot write the note in Airflow 3 (the Task SDK has no call for it), so the run does it
+    once ``dag.test()`` has finished; runs started by the scheduler show the reason in the skipped
+    tasks' logs only.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    project = Project.locate()
+    results = _results_of(project, _spec_of(project, experiment))
+    skipped = RunFiles.of(results, experiment, run_id).skipped
+    if not skipped.exists():
+        return
+    with create_session() as session:
+        dag_run = session.scalars(select(DagRun).where(DagRun.dag_id == experiment, DagRun.run_id == run_id)).one()
+        dag_run.note = SkipNote.read(skipped).reason
 
 
 if __name__ == "__main__":

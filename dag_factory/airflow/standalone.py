@@ -1,8 +1,16 @@
-"""Serve the project's DAGs in a real Airflow: `dag-factory ui` starts `airflow standalone`, login on.
+"""Serve the project's DAGs in a real Airflow: `dag-factory ui` starts its components, login on.
 
 The settings here are the ones every Airflow component of the project shares (scheduler,
 dag-processor, triggerer, API server, workers): the project's dags/, no example DAGs, the
 simple auth manager with a generated password, the API server on loopback only.
+
+`dag-factory ui` starts what `airflow standalone` starts (API server, scheduler, dag-processor,
+triggerer, LocalExecutor), but itself: Airflow 3.3's log servers of the scheduler and the
+triggerer bind every interface (``host=""`` in ``airflow.utils.serve_logs``; no setting names a
+host), and standalone cannot pass them ``--skip-serve-logs``. Without them the API server reads
+the task logs from this machine's files, so nothing listens beyond 127.0.0.1. Each component's
+output goes to its own file under ``$AIRFLOW_HOME/logs/ui/``; the console keeps the URL, the
+login, where the logs are, and errors.
 """
 
 from __future__ import annotations
@@ -12,6 +20,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from dag_factory.airflow.runner import airflow_environment
@@ -25,6 +36,17 @@ WORKER_NAME_VARIABLE = "DAG_FACTORY_WORKER_NAME"
 #: What the scheduler's forkserver imports once for every LocalExecutor worker and task process
 #: forked from it: Airflow's worker and task runner, and the workflow's ML stack.
 TASK_PRELOAD = ("airflow.executors.local_executor", "airflow.sdk.execution_time.task_runner", "dag_factory.workflow")
+#: The components of a local deployment and their commands; the log servers stay off (they bind every interface).
+COMPONENTS = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+#: Seconds a component gets to stop after SIGTERM before it is killed.
+STOP_GRACE = 30
+#: Lines of a failed component's log shown in the console.
+TAIL_LINES = 15
 
 
 def password_file(home: Path | str) -> Path:
@@ -97,28 +119,124 @@ def worker_hostname() -> str:
     return os.environ.get(WORKER_NAME_VARIABLE) or socket.getfqdn()
 
 
+def console_logs(home: Path | str) -> Path:
+    """The folder of the components' output under an Airflow home: ``logs/ui/<component>.log``."""
+    return Path(home) / "logs" / "ui"
+
+
+def owner_only(path: Path) -> Path:
+    """Create ``path`` if missing and make it readable by its owner only (0600): it holds a password."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600))
+    path.chmod(0o600)
+    return path
+
+
 def run_ui(project: Project, port: int = 8080) -> int:
-    """Run `airflow standalone` on http://localhost:PORT for the project's DAGs until Ctrl+C."""
+    """Run the project's Airflow on http://localhost:PORT until Ctrl+C; the console stays short."""
     if port_in_use(port):
         print(f"error: port {port} on localhost is already in use; choose another with --port", file=sys.stderr)
         return 2
-    env = server_environment(project, port)
-    secrets = password_file(env["AIRFLOW_HOME"])
-    print(f"Airflow UI:  http://localhost:{port}  (DAGs from {project.dags}, home {env['AIRFLOW_HOME']})")
-    print(f"Log in as:   {ADMIN_USER}")
-    state = "" if secrets.exists() else " (generated at the first start)"
-    print(f"Password:    in {secrets}{state}")
+    env = {**os.environ, **server_environment(project, port), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
+    home = env["AIRFLOW_HOME"]
+    logs = console_logs(home)
+    secrets = password_file(home)
+    state = "" if secrets.exists() and secrets.stat().st_size else " (generated at the first start)"
+    owner_only(secrets)  # Airflow appends to it, keeping its mode
+    print(f"Airflow UI:  http://localhost:{port}  (DAGs from {project.dags}, home {home})")
+    print(f"Log in as:   {ADMIN_USER}; the password is in {secrets}{state}")
+    print(f"Logs:        {logs}/<component>.log; task logs in {Path(home) / 'logs'}")
     print("Stop with Ctrl+C.", flush=True)
-    # standalone gets its own process group, so that Ctrl+C reaches only this process, which passes
-    # one SIGINT on: standalone then stops each component once. (When the terminal's SIGINT also
-    # hits the components, Airflow 3.3's dag-processor can hang in its shutdown.)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # not ignored (background job): standalone inherits that
     airflow = str(Path(sys.executable).parent / "airflow")
-    with subprocess.Popen([airflow, "standalone"], env={**os.environ, **env}, process_group=0) as standalone:
+    with owner_only(logs / "db-migrate.log").open("w") as out:
+        if subprocess.run([airflow, "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT).returncode:
+            return _failed("db-migrate", logs)
+    components = Components(logs)
+    signal.signal(signal.SIGINT, components.request_stop)
+    signal.signal(signal.SIGTERM, components.request_stop)
+    try:
+        for name, command in COMPONENTS.items():
+            components.start(name, [airflow, *command], env)
+        return components.watch(f"http://{LOOPBACK}:{port}")
+    finally:
+        components.stop()
 
-        def stop(*_: object) -> None:
-            standalone.send_signal(signal.SIGINT)
 
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        return standalone.wait()
+class Components:
+    """The running Airflow components, each in a process group of its own with its output in a file.
+
+    Ctrl+C reaches only this process, which stops each component once (when the terminal's SIGINT
+    also hits them, Airflow 3.3's dag-processor can hang in its shutdown).
+    """
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        with owner_only(self.logs / f"{name}.log").open("wb") as out:  # the API server's holds the password
+            self.processes[name] = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                                    start_new_session=True)
+
+    def request_stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def exited(self) -> tuple[str, int] | None:
+        """The first component that has exited, with its exit code; None while all run."""
+        return next(((name, p.returncode) for name, p in self.processes.items() if p.poll() is not None), None)
+
+    def tail(self, name: str, lines: int = TAIL_LINES) -> list[str]:
+        """The last lines a component printed."""
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
+
+    def watch(self, base_url: str) -> int:
+        """Wait until Ctrl+C (0) or until a component exits (1, with the end of its log); say once when ready."""
+        ready = False
+        while not self.stopping:
+            if gone := self.exited():
+                return _failed(self, *gone)
+            if not ready and api_answers(base_url):
+                ready = True
+                print(f"Ready: {base_url.replace(LOOPBACK, 'localhost')}", flush=True)
+            time.sleep(1)
+        print("Stopping Airflow...", flush=True)
+        return 0
+
+    def stop(self) -> None:
+        """SIGTERM each component's group, then SIGKILL whatever is left after STOP_GRACE seconds."""
+        for process in self.processes.values():
+            signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            signal_group(process, signal.SIGKILL)  # also children that outlived their parent
+            process.wait()
+
+
+def _failed(components: Components, name: str, code: int) -> int:
+    """Say which component failed, with the end of its log; the exit code of `dag-factory ui`."""
+    print(f"error: the Airflow {name} stopped (exit code {code}); the end of {components.logs / name}.log:",
+          *components.tail(name), sep="\n", file=sys.stderr)
+    return 1
+
+
+def signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group ``process`` leads (its children too), if it is still there."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def api_answers(base_url: str) -> bool:
+    """Whether the API server answers its health check."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/v2/monitor/health", timeout=5) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError):
+        return False

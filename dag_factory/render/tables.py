@@ -51,7 +51,7 @@ def leaderboard_table(board: Leaderboard) -> str:
     rows = []
     for row in board.leaderboard:
         if row.status != "ok":
-            rows.append(["-", row.name, *[""] * (len(header) - 3), f"{row.status}: {row.error or ''}"[:60]])
+            rows.append(["-", row.name, *[""] * (len(header) - 3), (f"{row.status}: {row.error}" if row.error else row.status)[:60]])
             continue
         status = row.verdict or "ranked"
         status = f"{status}; ineligible: {'; '.join(row.ineligible_reasons)}" if not row.eligible else status

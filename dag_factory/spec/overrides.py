@@ -8,6 +8,7 @@ with ``cv_folds: 1`` are refused with the sentence ``cv: {folds: 1}`` gets in a 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
@@ -58,3 +59,17 @@ def apply_overrides(spec: ExperimentSpec, models: list[str] | None = None, cv_fo
     if problems:
         raise SpecError(f"the overrides of run {spec.experiment}", problems)
     return spec, chosen
+
+
+def refuse_unknown_conf(conf: Mapping[str, Any] | None, params: Iterable[str], experiment: str) -> None:
+    """SpecError for every trigger conf key that is not one of the DAG's params.
+
+    Airflow passes unknown conf keys through silently, so a misspelt ``{"modelz": [...]}`` from
+    the UI or the REST API would train every model while the user believes it trains a few.
+    """
+    known = list(params)
+    unknown = sorted(set(conf or {}) - set(known))
+    if unknown:
+        raise SpecError(f"the trigger conf of run {experiment}", [
+            f'"{key}" is not a param of this DAG{did_you_mean(key, known)}; its params are: {", ".join(known)}'
+            for key in unknown])

@@ -54,23 +54,27 @@ class YamlDocument:
         return cls(Path(path), data, root)
 
     def line(self, loc: Location) -> str:
-        """' (line N)' for the deepest node ``loc`` reaches, or '' without a node tree."""
+        """' (line N)' for the deepest key or item ``loc`` reaches, or '' without a node tree.
+
+        A mapping key is reported on its own line: the value of a block mapping or sequence
+        starts on the line below the key, where a person would not look for a misspelt key.
+        """
         node = self.root
         if node is None:
             return ""
+        line = node.start_mark.line
         for part in loc:
             if isinstance(node, yaml.MappingNode):
-                match = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-                if match is None:
-                    match = next((k for k, _ in node.value if getattr(k, "value", None) == part), None)
-                if match is None:
+                pair = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
+                if pair is None:
                     break
-                node = match
+                line, node = pair[0].start_mark.line, pair[1]
             elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
                 node = node.value[part]
+                line = node.start_mark.line
             else:
                 break
-        return f" (line {node.start_mark.line + 1})"
+        return f" (line {line + 1})"
 
     def where(self, loc: Location) -> str:
         """A key path with its line: 'models[1].params (line 9)'."""

@@ -37,14 +37,14 @@ def ending(spec: ExperimentSpec, files: RunFiles, state: str) -> Ending:
     board = Leaderboard.read(files.leaderboard) if files.leaderboard.exists() else None
     if board is None:
         return Ending(EXIT_UNDECIDED, f"NOT DECIDED: the run ({state}) stopped before its leaderboard was written; "
-                                      "see the failed task in the log above")
+                                      "see the failed task above and in run.log")
     problem = failure(spec, board)
     decided = board.decision is not None and board.ranked
     if state == "success" and problem is None and decided:
         return Ending(EXIT_DECIDED, f"DECIDED: {_verdict(board)}")
     if decided and board.failed and problem is not None and problem.models_failed:
         return Ending(EXIT_DECIDED_WITH_FAILED_MODELS, f"DECIDED WITH FAILED MODELS: {_verdict(board)}; {problem}")
-    reason = problem or f"the DAG run ended {state}; see the failed task in the log above"
+    reason = problem or f"the DAG run ended {state}; see the failed task above and in run.log"
     return Ending(EXIT_UNDECIDED, f"NOT DECIDED: {reason}")
 
 

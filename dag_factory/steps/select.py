@@ -31,6 +31,10 @@ RANKING_RULE = ("eligible first; best CV mean of the metric; then lower CV std; 
                 "models tied with it")
 
 
+#: Why a model of the spec has neither a result nor an error in a run.
+NOT_TRAINED = "not among this run's models, or never finished"
+
+
 def collect(files: RunFiles, names: list[str]) -> list[ModelResult | UnrankedRow]:
     """One entry per model of the spec: its result, its error, or 'skipped' when it did not run."""
     entries: list[ModelResult | UnrankedRow] = []
@@ -42,7 +46,7 @@ def collect(files: RunFiles, names: list[str]) -> list[ModelResult | UnrankedRow
             error = ModelFailure.read(folder / MODEL_ERROR)
             entries.append(UnrankedRow(status="failed", name=name, model=error.model, error=error.error))
         else:
-            entries.append(UnrankedRow(status="skipped", name=name))
+            entries.append(UnrankedRow(status="skipped", name=name, error=NOT_TRAINED))
     return entries
 
 

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ValidationError
 
 from dag_factory.errors import SpecError, did_you_mean
 from dag_factory.spec.extras import storage_problem, tracking_problem
-from dag_factory.spec.schema import SLUG_HINT, Catalog, CatalogEntry, ExperimentSpec, NotifySpec, module_refusal
+from dag_factory.spec.schema import (
+    SLUG_HINT, Catalog, CatalogEntry, ExperimentSpec, NotifySpec, for_task, module_refusal, task_problems,
+)
 from dag_factory.spec.sources import SourceRefused, local_source
 from dag_factory.spec.yaml_source import YamlDocument
 
@@ -100,6 +102,9 @@ def load_experiment(
                 f'{where}: unknown model "{entry.model}"'
                 f"{did_you_mean(entry.model, catalog)}; known models: {', '.join(sorted(catalog))}"
             )
+    if spec.task is not None:
+        spec = for_task(spec, spec.task)
+        problems += [f"{doc.where(key)}: {message}" for key, message in task_problems(spec, spec.task, catalog)]
     if problems:
         raise SpecError(str(path), problems)
     if spec.notify is None and (default := notify_default(root)) is not None:

@@ -111,7 +111,7 @@ def _sweep_killed_runs(run: Run) -> None:
 def profile(run: Run) -> dict[str, Any]:
     """Profile the raw data into profile.json and profile.md."""
     files = run.files
-    summary = profile_data(read_parquet(files.raw), run.spec.data)
+    summary = profile_data(read_parquet(files.raw), run.spec.data, task=run.spec.task)
     log_profile(summary)
     summary.write(files.profile_json)
     write_text(files.profile_md, profile_markdown(summary))

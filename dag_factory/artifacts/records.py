@@ -110,6 +110,7 @@ class DataProfile(Record):
     positive_class: str | int | None
     duplicate_rows: int
     missing_cells: int
+    target_kind: str = "classes"
     class_balance: dict[str, ClassShare]
     columns_stats: dict[str, dict[str, Any]]
     top_correlations: list[Correlation]

@@ -21,7 +21,9 @@ from dag_factory.artifacts.records import Importance, ModelResult
 
 log = logging.getLogger(__name__)
 
-PLOT_KINDS = ("roc", "pr", "confusion", "calibration", "predicted", "residuals", "importance")
+#: The plots of each task's models, in the report's order.
+PLOT_KINDS = {"classification": ("roc", "pr", "confusion", "calibration", "importance"),
+              "regression": ("predicted", "residuals", "importance")}
 PLOT_TITLES = {
     "roc": "ROC curve",
     "pr": "Precision-recall curve",

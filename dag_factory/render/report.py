@@ -51,7 +51,7 @@ def render_report(board: Leaderboard, models_dir: StoragePath) -> str:
     """The report as one HTML page; the plots are read from each model's folder in ``models_dir``."""
     metric = board.metric
     plot_rows = []
-    for kind in PLOT_KINDS:
+    for kind in PLOT_KINDS[board.task]:
         figures = [_figure(row.name, row.rank, models_dir / row.name / row.plots[kind])
                    for row in board.ranked if kind in row.plots]
         if figures:

@@ -43,7 +43,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 
 def settle_task(raw: pd.DataFrame, spec: ExperimentSpec, catalog: Catalog) -> tuple[TaskKind, list[str]]:
-    """The run's task (the spec's, else inferred from the target, and said so) and the notes to keep.
+    """The run's task (the spec's, else inferred from the target, and said so in the log) and the notes to keep.
 
     An inferred task is checked against the spec as ``task:`` is when the spec is read: a positive
     class or threshold of a regression, a metric or a model of the other task is refused here.
@@ -57,7 +57,7 @@ def settle_task(raw: pd.DataFrame, spec: ExperimentSpec, catalog: Catalog) -> tu
     if problems:
         raise DataError("; ".join(f"{'.'.join(map(str, key))}: {message}" for key, message in problems)
                         + f" ({why})")
-    return task, [why]
+    return task, [why] if task == "regression" else []  # kept in meta.json's notes when it changes how a run works
 
 
 def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config: str,

@@ -96,6 +96,13 @@ def test_a_model_of_the_other_task_is_refused_naming_the_models_that_fit(tmp_pat
                             "models:\n  - model: ridge\n")
 
 
+def test_a_spec_without_task_cannot_mix_classifiers_and_regressors(tmp_path):
+    with pytest.raises(SpecError, match=r"models \(line 4\): names classification models \(svm\) and regression "
+                                        r"models \(ridge\); an experiment has one task, so set task:"):
+        load_spec(tmp_path, "experiment: r\ndata: {source: sklearn:diabetes, target: p}\nmodels:\n"
+                            "  - model: svm\n  - model: ridge\n")
+
+
 def test_every_shipped_regression_entry_builds_a_regressor_and_calibration_is_refused_for_one(tmp_path):
     from dag_factory.spec.estimators import model_problems
     from dag_factory.spec.schema import ModelEntry

@@ -105,11 +105,25 @@ def load_experiment(
     if spec.task is not None:
         spec = for_task(spec, spec.task)
         problems += [f"{doc.where(key)}: {message}" for key, message in task_problems(spec, spec.task, catalog)]
+    elif mixed := _mixed_tasks(spec, catalog):
+        problems.append(f"{doc.where(('models',))}: {mixed}")
     if problems:
         raise SpecError(str(path), problems)
     if spec.notify is None and (default := notify_default(root)) is not None:
         spec = spec.model_copy(update={"notify": default})
     return spec
+
+
+def _mixed_tasks(spec: ExperimentSpec, catalog: Catalog) -> str | None:
+    """Why the models of a spec without ``task:`` cannot all serve the task its target will settle, if so."""
+    by_task: dict[str, list[str]] = defaultdict(list)
+    for entry in spec.models:
+        if entry.model in catalog:
+            by_task[catalog[entry.model].task].append(entry.label)
+    if len(by_task) < 2:
+        return None
+    named = " and ".join(f"{task} models ({', '.join(names)})" for task, names in sorted(by_task.items()))
+    return f"names {named}; an experiment has one task, so set task: and keep only the models of that task"
 
 
 #: The project's notification default (a spec's ``notify:`` section, in a file of its own at the project's root):

@@ -21,7 +21,7 @@ from dag_factory.steps.metrics import regression_metrics
 from dag_factory.steps.paired import compare
 from dag_factory.steps.predict import predict_file
 from dag_factory.steps.validate import clean, infer_task
-from data_helpers import load_spec
+from data_helpers import load_spec, write_features
 from evaluation_support import run_steps, spec_from_text
 
 COEFFICIENTS = np.array([3.0, -2.0, 0.5, 0.0])
@@ -30,11 +30,7 @@ COEFFICIENTS = np.array([3.0, -2.0, 0.5, 0.0])
 def write_table(folder: Path, y_of) -> Path:
     """A CSV of 200 rows with features f0..f3 and the target ``y_of(x)``; returns its path."""
     x = np.random.default_rng(5).normal(size=(200, 4))
-    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(4)])
-    frame["y"] = y_of(x)
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(folder / "data.csv", index=False)
-    return folder / "data.csv"
+    return write_features(folder, x, "y", y_of(x))
 
 
 def spec_text(name: str, source: Path, models: str, extra: str = "") -> str:

@@ -29,7 +29,7 @@ from dag_factory.render.profile import log_profile, profile_markdown
 from dag_factory.render.report import add_champion_pages, write_report
 from dag_factory.render.tables import leaderboard_table
 from dag_factory.spec.overrides import apply_overrides
-from dag_factory.spec.schema import Catalog, ExperimentSpec, config_fingerprint
+from dag_factory.spec.schema import Catalog, ExperimentSpec, config_fingerprint, for_task
 from dag_factory.steps import outcome
 from dag_factory.steps.approval import ApprovalRequest
 from dag_factory.steps.approval import approval_request as ask_for_approval
@@ -66,6 +66,10 @@ class Run:
     @property
     def files(self) -> RunFiles:
         return RunFiles.of(self.results, self.spec.experiment, self.run_id)
+
+    def settled(self, meta: RunMeta | None = None) -> ExperimentSpec:
+        """The spec with the task preprocess settled (inferred, when the spec has no ``task:``) and its metric."""
+        return for_task(self.spec, (meta or RunMeta.read(self.files.meta)).task)
 
     @classmethod
     def of(cls, spec: ExperimentSpec, catalog: Catalog, project_root: Path, results: StoragePath, run_id: str,
@@ -107,7 +111,7 @@ def _sweep_killed_runs(run: Run) -> None:
 def profile(run: Run) -> dict[str, Any]:
     """Profile the raw data into profile.json and profile.md."""
     files = run.files
-    summary = profile_data(read_parquet(files.raw), run.spec.data)
+    summary = profile_data(read_parquet(files.raw), run.spec.data, task=run.spec.task)
     log_profile(summary)
     summary.write(files.profile_json)
     write_text(files.profile_md, profile_markdown(summary))
@@ -122,7 +126,7 @@ def preprocess(run: Run) -> dict[str, Any]:
     files.skipped.unlink(missing_ok=True)
     config = config_fingerprint(run.spec, run.catalog, list(run.models))
     with recording_stop_reason(files):
-        meta = preprocess_data(read_parquet(files.raw), run.spec, files, config)
+        meta = preprocess_data(read_parquet(files.raw), run.spec, files, config, run.catalog)
         run.tracker.log_data(DataProfile.read(files.profile_json), meta)
         champion = current_card(run.results, run.spec.experiment)  # a champion changed after promotion stops the run
     reason = unchanged_reason(meta, champion, run.results, run.spec.experiment)
@@ -155,10 +159,11 @@ def train(run: Run, model_name: str) -> dict[str, Any]:
     """Train one model into models/<name>/, published whole (metrics.json last); on failure leave error.json."""
     if model_name not in run.models:
         raise NothingToDo(f"model {model_name} is not in this run's 'models' param")
-    spec, files = run.spec, run.files
+    files = run.files
     _require_data(files)  # a skipped run: each model says why it did not train
-    entry = next(m for m in spec.models if m.label == model_name)
     meta = RunMeta.read(files.meta)
+    spec = run.settled(meta)
+    entry = next(m for m in spec.models if m.label == model_name)
     final = files.model(model_name)
     try:
         with building(final, last=MODEL_METRICS) as scratch:
@@ -187,7 +192,8 @@ def record_model_failure(run: Run, model_name: str, error: str, trace: str = "")
 def select(run: Run) -> dict[str, Any]:
     """Write the leaderboard; fail with one reason when no model survived."""
     _require_data(run.files)
-    board = select_winner(run.spec, run.files, run.run_id, baseline_row(run.spec, run.files))
+    spec = run.settled()
+    board = select_winner(spec, run.files, run.run_id, baseline_row(spec, run.files))
     run.tracker.log_selection(board)
     if not board.ranked:
         raise RunFailed(f"no model to select: {board.decision.reason if board.decision else 'no model trained'}")
@@ -197,7 +203,7 @@ def select(run: Run) -> dict[str, Any]:
 
 def approval_request(run: Run) -> ApprovalRequest | None:
     """What to ask a reviewer before this run's winner is promoted (None: nothing to approve)."""
-    return ask_for_approval(run.spec, run.results, run.files)
+    return ask_for_approval(run.settled(), run.results, run.files)
 
 
 def promote(run: Run, approval: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -212,7 +218,7 @@ def promote(run: Run, approval: dict[str, Any] | None = None) -> dict[str, Any]:
     files, experiment = run.files, run.spec.experiment
     meta = RunMeta.read(files.meta)
     with recording_stop_reason(files):
-        decision = promote_winner(run.spec, run.results, files, meta, add_pages=add_champion_pages,
+        decision = promote_winner(run.settled(meta), run.results, files, meta, add_pages=add_champion_pages,
                                   approval=None if approval is None else Approval.model_validate(approval))
     board = Leaderboard.read(files.leaderboard)
     record_training(meta, board.run_id, run.results, experiment)

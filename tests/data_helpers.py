@@ -127,6 +127,15 @@ def champion_identity(results: Path, experiment: str) -> tuple[str, str]:
     return read_json(best / "model_card.json")["run_id"], sha256_file(best / "model.skops")
 
 
+def write_features(folder: Path, x, target: str, y) -> Path:
+    """``folder``/data.csv: the columns of ``x`` as features f0..fn, then the column ``target`` holding ``y``."""
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
+    frame[target] = y
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / "data.csv", index=False)
+    return folder / "data.csv"
+
+
 def load_spec(tmp: Path, text: str):
     """An ExperimentSpec from YAML text, read the way Airflow's parse reads it (file, loader, catalog)."""
     from dag_factory.spec.loader import load_catalog, load_experiment

@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, fast_spec, run_dag, task_instances, write_experiment
 from dag_factory.storage.files import read_json, sha256_file
 from dag_factory.project import Project
-from dag_factory.spec.schema import METRICS
+from dag_factory.spec.schema import CLASSIFICATION_METRICS as METRICS
 from data_helpers import champion_identity, serve, wdbc_spec, write_wdbc
 
 pytestmark = pytest.mark.airflow

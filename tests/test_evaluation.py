@@ -16,7 +16,7 @@ from dag_factory.storage.files import read_json
 from dag_factory.artifacts.layout import best_dir
 from dag_factory.artifacts.records import Leaderboard, MeanStd
 from dag_factory.render.tables import leaderboard_table
-from dag_factory.spec.schema import METRICS
+from dag_factory.spec.schema import CLASSIFICATION_METRICS as METRICS
 from dag_factory.steps.metrics import metric_is_better, threshold_for_recall
 from dag_factory.steps.select import gate_failures
 from evaluation_support import quick_spec, run_steps, shipped_spec, spec_from_text

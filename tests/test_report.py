@@ -83,7 +83,7 @@ def test_every_model_has_every_plot_as_a_valid_png(binary_run):
     _, folder = binary_run
     for model in MODELS:
         summary = read_json(folder / "models" / model / "metrics.json")
-        assert sorted(summary["plots"]) == sorted(PLOT_KINDS)
+        assert sorted(summary["plots"]) == sorted(PLOT_KINDS["classification"])
         for relative in summary["plots"].values():
             path = folder / "models" / model / relative
             assert_png(path.read_bytes())
@@ -104,7 +104,7 @@ def test_the_run_report_shows_the_leaderboard_and_every_plot_inline(binary_run):
     assert "chance baseline (DummyClassifier, prior); never promoted" in text
     assert "target met" in text
     assert page.rows >= 2 + len(MODELS)
-    assert len(page.images) == len(MODELS) * len(PLOT_KINDS) + len(COMPARISON_TITLES)
+    assert len(page.images) == len(MODELS) * len(PLOT_KINDS["classification"]) + len(COMPARISON_TITLES)
     assert all(title in text for title in COMPARISON_TITLES.values())
     for src in page.images:
         prefix, data = src.split(",", 1)
@@ -137,7 +137,7 @@ def test_the_champion_folder_has_card_report_and_plots(binary_run):
         assert_png((best / name).read_bytes())
         assert f"]({name})" in markdown
     page = parse(best / REPORT_FILE)
-    assert len(page.images) == len(MODELS) * len(PLOT_KINDS) + len(COMPARISON_TITLES)
+    assert len(page.images) == len(MODELS) * len(PLOT_KINDS["classification"]) + len(COMPARISON_TITLES)
     assert "PROMOTED" in " ".join(page.text)
 
 
@@ -147,10 +147,10 @@ def test_a_multiclass_run_draws_one_vs_rest_plots(tmp_path):
     folder = run_steps(spec, tmp_path / "results", "m")
     summary = read_json(folder / "models" / "logistic_regression" / "metrics.json")
     assert summary["threshold"]["value"] is None and summary["cv"]["roc_auc"]["mean"] > 0.9
-    assert sorted(summary["plots"]) == sorted(PLOT_KINDS)
+    assert sorted(summary["plots"]) == sorted(PLOT_KINDS["classification"])
     for relative in summary["plots"].values():
         assert_png((folder / "models" / "logistic_regression" / relative).read_bytes())
-    assert len(parse(folder / REPORT_FILE).images) == len(PLOT_KINDS)
+    assert len(parse(folder / REPORT_FILE).images) == len(PLOT_KINDS["classification"])
 
 
 @pytest.mark.airflow
@@ -158,7 +158,7 @@ def test_a_real_dag_run_writes_the_report_and_the_champion_applies_its_threshold
     write_experiment(project, "reported_dag", fast_spec("reported_dag") + "selection: {threshold: {target_recall: 0.97}}\n")
     outcome = run_dag(project, "reported_dag")
     assert outcome.state == "success"
-    assert len(parse(outcome.folder / REPORT_FILE).images) == len(MODELS) * len(PLOT_KINDS) + len(COMPARISON_TITLES)
+    assert len(parse(outcome.folder / REPORT_FILE).images) == len(MODELS) * len(PLOT_KINDS["classification"]) + len(COMPARISON_TITLES)
     best = best_dir(project.results, "reported_dag")
     assert parse(best / REPORT_FILE).title == f"reported_dag: run {outcome.run_id}"
     card = read_json(best / "model_card.json")

@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.datasets import make_classification
@@ -16,16 +15,13 @@ from dag_factory.artifacts.records import Leaderboard, RankedRow
 from dag_factory.render.tables import leaderboard_table
 from dag_factory.steps.paired import compare, corrected_interval, is_tied
 from dag_factory.steps.select import choose_winner
+from data_helpers import write_features
 from evaluation_support import run_steps, spec_from_text
 
 
 def write_data(folder: Path, x: np.ndarray, y: np.ndarray) -> Path:
     """A CSV with features f0..fn and a target 'label' named yes/no."""
-    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
-    frame["label"] = np.where(y == 1, "yes", "no")
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(folder / "data.csv", index=False)
-    return folder / "data.csv"
+    return write_features(folder, x, "label", np.where(y == 1, "yes", "no"))
 
 
 def spec_for(name: str, source: Path, models: str, extra: str = "") -> str:

@@ -45,6 +45,7 @@ TRUSTED_TYPES = (
     "sklearn.tree._tree.Tree",
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
     # the metrics a hyperparameter search scores with (functions: referenced, never called on load)
     "sklearn.metrics._classification.accuracy_score",
     "sklearn.metrics._classification.balanced_accuracy_score",
@@ -56,6 +57,10 @@ TRUSTED_TYPES = (
     "sklearn.metrics._classification.recall_score",
     "sklearn.metrics._ranking.average_precision_score",
     "sklearn.metrics._ranking.roc_auc_score",
+    "sklearn.metrics._regression.mean_absolute_error",
+    "sklearn.metrics._regression.mean_absolute_percentage_error",
+    "sklearn.metrics._regression.r2_score",
+    "sklearn.metrics._regression.root_mean_squared_error",
 )
 
 

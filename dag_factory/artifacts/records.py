@@ -69,7 +69,8 @@ class RunMeta(Record):
     train_path: str
     test_path: str
     target: str
-    classes: list[str]
+    task: Literal["classification", "regression"] = "classification"
+    classes: list[str]  # empty for regression
     positive_class: str | None
     numeric: list[str]
     categorical: list[str]
@@ -109,6 +110,7 @@ class DataProfile(Record):
     positive_class: str | int | None
     duplicate_rows: int
     missing_cells: int
+    target_kind: str = "classes"
     class_balance: dict[str, ClassShare]
     columns_stats: dict[str, dict[str, Any]]
     top_correlations: list[Correlation]
@@ -232,10 +234,12 @@ class UnrankedRow(BaseModel):
 
 
 class BaselineRow(BaseModel):
-    """The chance baseline (DummyClassifier, prior) cross-validated on the same folds; never promoted."""
+    """The chance baseline (DummyClassifier, prior; DummyRegressor, mean) cross-validated on the same folds; never
+    promoted."""
 
     name: str = "baseline"
     estimator: str = "sklearn.dummy.DummyClassifier(strategy='prior')"
+    label: str = "DummyClassifier, prior"  # how the tables name it
     cv: dict[str, MeanStd]
     fold_scores: dict[str, list[float]]
 
@@ -285,6 +289,7 @@ class Leaderboard(Record):
     run_id: str
     metric: str
     ranking_rule: str
+    task: Literal["classification", "regression"] = "classification"
     cv_protocol: CVProtocol
     require: dict[str, float]
     threshold: dict[str, float] | None
@@ -317,6 +322,7 @@ class CardModel(BaseModel):
 
 
 class CardData(BaseModel):
+    target: str = ""
     fingerprint: str
     rows: int
     train_rows: int
@@ -353,6 +359,7 @@ class ModelCard(Record):
     """model_card.json: what a champion is, how it was measured, what it may be used for."""
 
     experiment: str
+    task: Literal["classification", "regression"] = "classification"
     description: str
     intended_use: str
     limitations: str

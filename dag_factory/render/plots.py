@@ -1,4 +1,5 @@
-"""PNG plots of one model, drawn by scikit-learn's Display classes: ROC, precision-recall, confusion, calibration.
+"""PNG plots of one model, drawn by scikit-learn's Display classes: ROC, precision-recall, confusion, calibration
+for a classifier; predicted against actual and residuals for a regressor; feature importance for both.
 
 Each figure is a matplotlib ``Figure`` on an Agg canvas (no pyplot figure manager, headless),
 handed to the Displays as their axes. A plot that cannot be drawn is logged and left out; it
@@ -20,14 +21,22 @@ from dag_factory.artifacts.records import Importance, ModelResult
 
 log = logging.getLogger(__name__)
 
-PLOT_KINDS = ("roc", "pr", "confusion", "calibration", "importance")
+#: The plots of each task's models, in the report's order.
+PLOT_KINDS = {"classification": ("roc", "pr", "confusion", "calibration", "importance"),
+              "regression": ("predicted", "residuals", "importance")}
 PLOT_TITLES = {
     "roc": "ROC curve",
     "pr": "Precision-recall curve",
     "confusion": "Confusion matrices",
     "calibration": "Calibration curve",
+    "predicted": "Predicted against actual",
+    "residuals": "Residuals against predicted",
     "importance": "Feature importance",
 }
+#: Plots of two panels side by side (out-of-fold and held-out), drawn wider.
+WIDE_PLOTS = ("confusion", "predicted", "residuals")
+#: Points drawn per panel of a regression plot (a random subsample of larger sets, as scikit-learn's Display does).
+MAX_POINTS = 1000
 TOP_BARS = 15
 
 
@@ -50,10 +59,14 @@ def draw_model_plots(model_dir: Path, result: ModelResult) -> dict[str, str]:
     import pandas as pd
 
     predictions = pd.read_csv(model_dir / PREDICTIONS)
+    parts = (("CV out-of-fold", predictions[predictions["split"] == "cv"]),
+             ("held-out test", predictions[predictions["split"] == "test"]))
+    if not result.classes:
+        values = [(label, part["y_true"].to_numpy(), part["y_pred"].to_numpy()) for label, part in parts]
+        return save_regression_plots(model_dir / "plots", result.name, values, result.importance)
     columns = [f"proba_{name}" for name in result.classes]
     scores = [Scores(label, part["y_true"].to_numpy(), part[columns].to_numpy(), part["y_pred"].to_numpy())
-              for label, part in (("CV out-of-fold", predictions[predictions["split"] == "cv"]),
-                                  ("held-out test", predictions[predictions["split"] == "test"]))]
+              for label, part in parts]
     return save_model_plots(model_dir / "plots", result.name, result.classes, scores, result.threshold.value,
                             result.importance)
 
@@ -63,18 +76,32 @@ def save_model_plots(
     importance: Importance | None,
 ) -> dict[str, str]:
     """Draw every plot of one model into ``folder``; returns ``{kind: path relative to the model folder}``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    drawers: dict[str, Callable[[Any], None]] = {
+    return _save(folder, model, {
         "roc": lambda fig: _roc(fig, classes, scores, threshold),
         "pr": lambda fig: _pr(fig, classes, scores, threshold),
         "confusion": lambda fig: _confusion(fig, classes, scores),
         "calibration": lambda fig: _calibration(fig, classes, scores),
         "importance": lambda fig: _importance(fig, importance, classes),
-    }
+    })
+
+
+def save_regression_plots(folder: Path, model: str, values: list[tuple[str, np.ndarray, np.ndarray]],
+                          importance: Importance | None) -> dict[str, str]:
+    """Draw a regressor's plots into ``folder`` from (label, true, predicted) sets; ``{kind: relative path}``."""
+    return _save(folder, model, {
+        "predicted": lambda fig: _prediction_error(fig, values, "actual_vs_predicted"),
+        "residuals": lambda fig: _prediction_error(fig, values, "residual_vs_predicted"),
+        "importance": lambda fig: _importance(fig, importance, []),
+    })
+
+
+def _save(folder: Path, model: str, drawers: dict[str, Callable[[Any], None]]) -> dict[str, str]:
+    """Draw each plot into ``folder/<kind>.png``; one that fails is logged and left out."""
+    folder.mkdir(parents=True, exist_ok=True)
     written = {}
     for kind, draw in drawers.items():
         try:
-            fig = new_figure(9.0 if kind == "confusion" else 5.0, 4.0)
+            fig = new_figure(9.0 if kind in WIDE_PLOTS else 5.0, 4.0)
             draw(fig)
             fig.suptitle(f"{model}: {PLOT_TITLES[kind]}", fontsize=10)
             fig.savefig(folder / f"{kind}.png", format="png")
@@ -163,6 +190,17 @@ def _calibration(fig: Any, classes: list[str], scores: list[Scores]) -> None:
     ax.legend(loc="upper left", fontsize=7)
 
 
+def _prediction_error(fig: Any, values: list[tuple[str, np.ndarray, np.ndarray]], kind: str) -> None:
+    """Predicted against actual (the diagonal is perfect), or residuals against predicted (0 is perfect), per set."""
+    from sklearn.metrics import PredictionErrorDisplay
+
+    axes = np.atleast_1d(fig.subplots(1, len(values)))
+    for ax, (label, y, predicted) in zip(axes, values, strict=True):
+        PredictionErrorDisplay.from_predictions(y, predicted, kind=kind, subsample=MAX_POINTS, random_state=0, ax=ax,
+                                                scatter_kwargs={"alpha": 0.4, "s": 8})
+        ax.set_title(label, fontsize=9)
+
+
 def _importance(fig: Any, importance: Importance | None, classes: list[str]) -> None:
     if not importance or not importance.features:
         raise ValueError("the model reports no feature importance")
@@ -172,5 +210,7 @@ def _importance(fig: Any, importance: Importance | None, classes: list[str]) -> 
     ax.barh(range(len(names)), values, color=np.where(values >= 0, "tab:red", "tab:blue"))
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.axvline(0, color="grey", linewidth=0.8)
-    signed = importance.kind == "coefficient" and len(classes) == 2
-    ax.set(xlabel=f"coefficient (> 0 favours {classes[1]})" if signed else importance.kind)
+    if importance.kind == "coefficient" and len(classes) in (0, 2):
+        ax.set(xlabel=f"coefficient (> 0 favours {classes[1]})" if classes else "coefficient (> 0 raises the value)")
+    else:
+        ax.set(xlabel=importance.kind)

@@ -16,7 +16,7 @@ from dag_factory.render.card import card_markdown, describe_gates
 from dag_factory.render.comparison import COMPARISON_TITLES, comparison_plots
 from dag_factory.render.plots import PLOT_KINDS, PLOT_TITLES
 from dag_factory.render.templates import render
-from dag_factory.spec.schema import METRICS
+from dag_factory.spec.schema import TASK_METRICS
 from dag_factory.storage.files import write_text
 from dag_factory.storage.location import StoragePath, copy_file
 
@@ -51,7 +51,7 @@ def render_report(board: Leaderboard, models_dir: StoragePath) -> str:
     """The report as one HTML page; the plots are read from each model's folder in ``models_dir``."""
     metric = board.metric
     plot_rows = []
-    for kind in PLOT_KINDS:
+    for kind in PLOT_KINDS[board.task]:
         figures = [_figure(row.name, row.rank, models_dir / row.name / row.plots[kind])
                    for row in board.ranked if kind in row.plots]
         if figures:
@@ -59,14 +59,15 @@ def render_report(board: Leaderboard, models_dir: StoragePath) -> str:
     comparison = [(COMPARISON_TITLES[kind], base64.b64encode(png).decode("ascii"))
                   for kind, png in comparison_plots(board, models_dir).items()]
     return render("report.html.j2", board=board, facts=_facts(board), plot_rows=plot_rows, comparison=comparison,
-                  metrics=(metric, *[m for m in METRICS if m != metric]))
+                  metrics=(metric, *[m for m in TASK_METRICS[board.task] if m != metric]))
 
 
 def _facts(board: Leaderboard) -> str:
     protocol = board.cv_protocol
     classes = board.classes or []
     positive = f"; positive class {classes[-1]}" if len(classes) == 2 else ""
-    return (f"Run {board.run_id}. Ranked on CV {board.metric} (mean of stratified {protocol.folds}-fold x "
+    folds = "stratified" if board.task == "classification" else "shuffled"
+    return (f"Run {board.run_id}. Ranked on CV {board.metric} (mean of {folds} {protocol.folds}-fold x "
             f"{protocol.repeats} on the training split{positive}). Rule: {board.ranking_rule}. "
             f"Gates: {describe_gates(board.require)}. The held-out test split is reported, never used to choose.")
 

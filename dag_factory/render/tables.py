@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from dag_factory.spec.schema import HEADLINE_METRICS
+
 if TYPE_CHECKING:  # the DAG docs render tables at parse time; the record models are not needed there
     from dag_factory.artifacts.records import HistoryEntry, Leaderboard, MeanStd
-
-#: Columns of the leaderboard in the terminal (the selection metric always comes first).
-LEADERBOARD_COLUMNS = ("roc_auc", "accuracy", "recall", "specificity", "f1")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], style: Literal["text", "markdown"] = "text",
@@ -44,7 +43,7 @@ def leaderboard_table(board: Leaderboard) -> str:
     The chance baseline comes last; the winner is marked with ``*``.
     """
     metric = board.metric
-    shown = (metric, *[c for c in LEADERBOARD_COLUMNS if c != metric])
+    shown = (metric, *[c for c in HEADLINE_METRICS[board.task] if c != metric])
     thresholds = bool(board.threshold)
     header = ["#", "model", *[f"cv {m}" for m in shown], "gain vs leader [CI]", f"test {metric}",
               *(["threshold"] * thresholds), "fit s", "status"]
@@ -63,7 +62,7 @@ def leaderboard_table(board: Leaderboard) -> str:
     if board.baseline is not None:
         rows.append(["-", board.baseline.name, *[mean_std(board.baseline.cv[m]) for m in shown], "", "",
                      *([""] * thresholds), f"{board.baseline.cv['fit_seconds'].mean:.2f}",
-                     "chance baseline (DummyClassifier, prior); never promoted"])
+                     f"chance baseline ({board.baseline.label}); never promoted"])
     lines = [table(header, rows)]
     if board.comparison_rule:
         lines += ["", f"Gains: {board.comparison_rule}."]

@@ -18,17 +18,16 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from dag_factory.errors import ModelConfigError, did_you_mean
-from dag_factory.spec.schema import CatalogEntry, ModelEntry, allowed_modules, module_refusal
+from dag_factory.spec.schema import CatalogEntry, ModelEntry, TaskKind, allowed_modules, module_refusal
 from dag_factory.spec.yaml_source import Location
 
 if TYPE_CHECKING:
     from sklearn.base import BaseEstimator
 
-#: What an experiment predicts; each kind names the scikit-learn check its estimators must pass.
-TaskKind = Literal["classification", "regression"]
+#: Each task names the scikit-learn check its estimators must pass.
 TASK_ESTIMATORS = {"classification": ("classifier", "is_classifier"), "regression": ("regressor", "is_regressor")}
 #: Params through which scikit-learn composites take their parts: lists of (name, estimator, ...).
 COMPOSITE_PARAMS = ("steps", "estimators", "transformers", "transformer_list")

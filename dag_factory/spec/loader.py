@@ -17,7 +17,9 @@ from pydantic import BaseModel, ValidationError
 
 from dag_factory.errors import SpecError, did_you_mean
 from dag_factory.spec.extras import storage_problem, tracking_problem
-from dag_factory.spec.schema import SLUG_HINT, Catalog, CatalogEntry, ExperimentSpec, NotifySpec, module_refusal
+from dag_factory.spec.schema import (
+    SLUG_HINT, Catalog, CatalogEntry, ExperimentSpec, NotifySpec, for_task, module_refusal, task_problems,
+)
 from dag_factory.spec.sources import SourceRefused, local_source
 from dag_factory.spec.yaml_source import YamlDocument
 
@@ -100,11 +102,28 @@ def load_experiment(
                 f'{where}: unknown model "{entry.model}"'
                 f"{did_you_mean(entry.model, catalog)}; known models: {', '.join(sorted(catalog))}"
             )
+    if spec.task is not None:
+        spec = for_task(spec, spec.task)
+        problems += [f"{doc.where(key)}: {message}" for key, message in task_problems(spec, spec.task, catalog)]
+    elif mixed := _mixed_tasks(spec, catalog):
+        problems.append(f"{doc.where(('models',))}: {mixed}")
     if problems:
         raise SpecError(str(path), problems)
     if spec.notify is None and (default := notify_default(root)) is not None:
         spec = spec.model_copy(update={"notify": default})
     return spec
+
+
+def _mixed_tasks(spec: ExperimentSpec, catalog: Catalog) -> str | None:
+    """Why the models of a spec without ``task:`` cannot all serve the task its target will settle, if so."""
+    by_task: dict[str, list[str]] = defaultdict(list)
+    for entry in spec.models:
+        if entry.model in catalog:
+            by_task[catalog[entry.model].task].append(entry.label)
+    if len(by_task) < 2:
+        return None
+    named = " and ".join(f"{task} models ({', '.join(names)})" for task, names in sorted(by_task.items()))
+    return f"names {named}; an experiment has one task, so set task: and keep only the models of that task"
 
 
 #: The project's notification default (a spec's ``notify:`` section, in a file of its own at the project's root):

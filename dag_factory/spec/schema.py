@@ -17,10 +17,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 SLUG_HINT = "lower-case letters, digits and underscores, starting with a letter, at most 63 characters"
 
-#: Metrics the selector can rank on. Every model reports all of them.
-HIGHER_IS_BETTER = ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc", "mcc")
-LOWER_IS_BETTER = ("log_loss", "brier")
-METRICS = HIGHER_IS_BETTER + LOWER_IS_BETTER
+#: What an experiment predicts: a class (classification) or a number (regression).
+TaskKind = Literal["classification", "regression"]
+
+#: Metrics the selector can rank on, per task. Every model reports all the metrics of its task.
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "roc_auc",
+                          "pr_auc", "mcc", "log_loss", "brier")
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+TASK_METRICS: dict[str, tuple[str, ...]] = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}
+#: The metric a task ranks on when the spec names none: ROC-AUC (threshold-free), RMSE (in the target's own unit).
+DEFAULT_METRIC = {"classification": "roc_auc", "regression": "rmse"}
+#: The metrics a summary shows (the leaderboard in the terminal, the train task's log), the ranking metric first.
+HEADLINE_METRICS = {"classification": ("roc_auc", "accuracy", "recall", "specificity", "f1"),
+                    "regression": REGRESSION_METRICS}
+#: Direction of every metric (the names of the two tasks never clash, so one table serves both).
+LOWER_IS_BETTER = ("log_loss", "brier", "rmse", "mae", "mape")
+HIGHER_IS_BETTER = tuple(m for m in CLASSIFICATION_METRICS + REGRESSION_METRICS if m not in LOWER_IS_BETTER)
+METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 MetricName = Literal[METRICS]  # type: ignore[valid-type]  # one list of names, not two to keep in step
 
 #: Estimators are imported only from these module prefixes (plus DAG_FACTORY_ALLOWED_MODULES).
@@ -63,7 +76,7 @@ class DataSpec(StrictModel):
     """Where the data comes from and which column is the target."""
 
     source: str = Field(
-        description="sklearn:<name> (breast_cancer, wine, iris), a CSV/Parquet path, "
+        description="sklearn:<name> (breast_cancer, wine, iris; diabetes for regression), a CSV/Parquet path, "
         "or a URL (http, https, s3, gs, ...)."
     )
     format: Literal["auto", "csv", "parquet"] = "auto"
@@ -166,7 +179,8 @@ class ThresholdSpec(StrictModel):
 class SelectionSpec(StrictModel):
     """How the winner is chosen and when it replaces the champion."""
 
-    metric: MetricName = "roc_auc"
+    metric: MetricName = Field("roc_auc", description="The CV metric models are ranked on. Default: roc_auc for "
+                               "classification, rmse for regression.")
     require: dict[MetricName, float] = Field(
         default_factory=dict, description="Minimum CV means (maximum for log_loss and brier) a model must reach."
     )
@@ -266,6 +280,10 @@ class ExperimentSpec(StrictModel):
 
     experiment: Slug = Field(description="Becomes the DAG id and the results folder name.")
     description: str = ""
+    task: TaskKind | None = Field(
+        None, description="classification (a class per row) or regression (a number per row). Default: inferred "
+        "from the data: regression for a numeric target with many distinct values (more than "
+        "20, or any fraction) and no data.positive_class, else classification; the run's log says which.")
     owner: str = "dag_factory"
     tags: list[str] = Field(default_factory=list)
     schedule: str | None = Field(None, description="Any Airflow schedule string (cron, @daily); null for manual.")
@@ -312,7 +330,9 @@ class CatalogEntry(StrictModel):
 
     name: Slug
     description: str = ""
-    estimator: str = Field(description="Import path of a scikit-learn compatible classifier class.")
+    estimator: str = Field(description="Import path of a scikit-learn compatible classifier or regressor class.")
+    task: TaskKind = Field("classification", description="What the estimator predicts: experiments of the other "
+                           "task cannot name this entry.")
     params: dict[str, Any] = Field(default_factory=dict)
     needs_scaling: bool = Field(False, description="Scale numeric inputs inside the model's Pipeline.")
     calibration: Literal["sigmoid", "isotonic"] | None = Field(
@@ -329,9 +349,46 @@ class CatalogEntry(StrictModel):
             raise ValueError(f'"{value}" is not an import path like "sklearn.svm.SVC"')
         return value
 
+    @model_validator(mode="after")
+    def _calibration_is_for_classes(self) -> CatalogEntry:
+        if self.calibration is not None and self.task != "classification":
+            raise ValueError("'calibration' gives a classifier probabilities; a regressor has none, so remove it")
+        return self
+
 
 #: The model catalog: entries by name (the file name in models/ without .yaml).
 Catalog = dict[str, CatalogEntry]
+
+
+def for_task(spec: ExperimentSpec, task: TaskKind) -> ExperimentSpec:
+    """The spec with its task settled: ranked on the task's default metric unless the spec names one."""
+    update: dict[str, Any] = {"task": task}
+    if "metric" not in spec.selection.model_fields_set:
+        update["selection"] = spec.selection.model_copy(update={"metric": DEFAULT_METRIC[task]})
+    return spec.model_copy(update=update)
+
+
+def task_problems(spec: ExperimentSpec, task: TaskKind, catalog: Catalog) -> list[tuple[tuple[Any, ...], str]]:
+    """(key path, sentence) for every setting that does not fit ``task``: a positive class or threshold of a
+    regression, a metric or gate of the other task, a catalog model of the other task."""
+    other = "regression" if task == "classification" else "classification"
+    found: list[tuple[tuple[Any, ...], str]] = []
+    if task == "regression" and spec.data.positive_class is not None:
+        found.append((("data", "positive_class"), "a regression target has no positive class; remove "
+                      "data.positive_class, or set task: classification if the target is classes"))
+    if task == "regression" and spec.selection.threshold is not None:
+        found.append((("selection", "threshold"), "a regression model has no decision threshold; remove "
+                      "selection.threshold, or set task: classification if the target is classes"))
+    fits = ", ".join(TASK_METRICS[task])
+    metrics = [(("selection", "metric"), spec.selection.metric)]
+    metrics += [(("selection", "require", name), name) for name in spec.selection.require]
+    found += [(key, f'"{name}" is a {other} metric and this experiment\'s task is {task}; use one of {fits}')
+              for key, name in metrics if name not in TASK_METRICS[task]]
+    fitting = sorted(n for n, c in catalog.items() if c.task == task)
+    found += [(("models", i, "model"), f'"{entry.model}" is a {other} model (task: {other} in its catalog file) and '
+               f"this experiment's task is {task}; name a {task} model: {', '.join(fitting) or 'none in models/'}")
+              for i, entry in enumerate(spec.models) if entry.model in catalog and catalog[entry.model].task != task]
+    return found
 
 
 def config_fingerprint(spec: ExperimentSpec, catalog: Catalog, models: list[str]) -> str:
@@ -341,6 +398,7 @@ def config_fingerprint(spec: ExperimentSpec, catalog: Catalog, models: list[str]
     """
     chosen = [m for m in spec.models if m.label in models]
     payload = {
+        **({"task": spec.task} if spec.task else {}),  # absent when inferred, as in specs written before tasks
         "data": spec.data.model_dump(exclude={"download"}),
         "split": spec.split.model_dump(),
         "cv": spec.cv.model_dump(),

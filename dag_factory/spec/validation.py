@@ -62,7 +62,7 @@ def _estimator_errors(specs: dict[Path, ExperimentSpec], catalog: Catalog, model
         doc = YamlDocument.read(path)
         problems = [_located(problem, entry, doc, i, models)
                     for i, entry in enumerate(spec.models)
-                    for problem in model_problems(catalog[entry.model], entry)]
+                    for problem in model_problems(catalog[entry.model], entry, catalog[entry.model].task)]
         if problems:
             errors[path] = SpecError(str(path), problems)
     return errors

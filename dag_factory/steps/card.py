@@ -21,6 +21,7 @@ def model_card(spec: ExperimentSpec, board: Leaderboard, winner: RankedRow, meta
     """What the promoted model is, how it was measured, and what it may be used for."""
     return ModelCard(
         experiment=spec.experiment,
+        task=meta.task,
         description=spec.description,
         intended_use=(
             f"{(spec.description or spec.experiment).rstrip('.')}. Scores rows with the same columns as the training "
@@ -36,12 +37,12 @@ def model_card(spec: ExperimentSpec, board: Leaderboard, winner: RankedRow, meta
         metric=board.metric,
         selection=CardSelection(ranking_rule=board.ranking_rule, require=board.require,
                                 winner_reason=board.winner_reason, comparison_rule=board.comparison_rule),
-        cv_protocol={**board.cv_protocol.model_dump(), "stratified": True, "split": "training split only",
+        cv_protocol={**board.cv_protocol.model_dump(), "stratified": meta.task == "classification", "split": "training split only",
                      "train_rows": meta.train_rows},
         cv=winner.cv,
         test=winner.test,
         test_confusion_matrix=CardConfusion(classes=meta.classes, rows_true_columns_predicted=winner.test_confusion_matrix),
-        data=CardData(fingerprint=meta.fingerprint, rows=meta.rows, train_rows=meta.train_rows,
+        data=CardData(target=meta.target, fingerprint=meta.fingerprint, rows=meta.rows, train_rows=meta.train_rows,
                       test_rows=meta.test_rows, classes=meta.classes, positive_class=meta.positive_class,
                       features=meta.features, categorical=meta.categorical),
         config_fingerprint=meta.config_fingerprint,
@@ -68,12 +69,17 @@ def final_fit_note(winner: RankedRow, meta: RunMeta) -> str:
 
 def _limitations(meta: RunMeta, winner: RankedRow) -> str:
     """Plain words on how far the numbers carry."""
-    recall = winner.cv["recall"]
     text = (
         f"Trained on {meta.train_rows} rows of one data set; metrics are estimates on data like it and may not "
         "hold under a shift in population, measurement or prevalence."
     )
+    if meta.task == "regression":
+        rmse, mae = winner.cv["rmse"], winner.cv["mae"]
+        text += (f" In cross-validation its predictions of {meta.target} were off by {mae.mean:.4g} on average "
+                 f"(MAE; RMSE {rmse.mean:.4g} ± {rmse.std:.2g} over folds), in the target's own unit; it does not "
+                 "extrapolate reliably beyond the range of the training data.")
     if meta.positive_class is not None:
+        recall = winner.cv["recall"]
         text += (f" In cross-validation it missed about {1 - recall.mean:.1%} (± {recall.std:.1%}) of "
                  f"{meta.positive_class} cases at the decision threshold; never use it to rule a case out alone.")
     return text

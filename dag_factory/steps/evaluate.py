@@ -1,7 +1,10 @@
 """Cross-validation by one rule for every model (and for a champion re-scored at promotion).
 
 Every model of an experiment sees the same folds (same seed, same split), so the leaderboard
-compares like with like. With ``selection.threshold`` the decision threshold is chosen on
+compares like with like. Classification folds are stratified on the class; regression folds are
+plain shuffled k-fold: the paired comparison already cancels how hard each fold is (every model
+sees the same folds), and binning a continuous target into strata adds a choice (how many bins)
+that the estimate should not depend on. With ``selection.threshold`` the decision threshold is chosen on
 out-of-fold predictions, and the CV metrics at it are cross-fitted (each fold's threshold
 comes from the other folds), so they estimate what the chosen threshold will do.
 """
@@ -14,14 +17,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.model_selection import RepeatedStratifiedKFold
+from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
 from dag_factory.artifacts.records import AtDefaultThreshold, MeanStd, ThresholdReport
 from dag_factory.errors import ModelConfigError
-from dag_factory.spec.schema import CVSpec, ExperimentSpec
-from dag_factory.steps.metrics import DEFAULT_THRESHOLD, classification_metrics, mean_std, summarize, threshold_for_recall
+from dag_factory.spec.schema import CVSpec, ExperimentSpec, TaskKind
+from dag_factory.steps.metrics import (
+    DEFAULT_THRESHOLD, classification_metrics, mean_std, summarize, task_metrics, threshold_for_recall,
+)
 
 CVScores = dict[str, MeanStd]
+#: How each task's folds are drawn and what its models answer with (probabilities, or the predicted value).
+SPLITTERS = {"classification": RepeatedStratifiedKFold, "regression": RepeatedKFold}
+RESPONSES = {"classification": "predict_proba", "regression": "predict"}
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,7 @@ class Fold:
     fold: int
     rows: pd.Index
     y: np.ndarray
-    proba: np.ndarray
+    output: np.ndarray  # class probabilities, one column per class; or the predicted values (regression)
     fit_seconds: float
     predict_seconds: float
 
@@ -56,8 +64,8 @@ class CVResult:
         return np.concatenate([f.y for f in self.folds])
 
     @property
-    def proba(self) -> np.ndarray:
-        return np.concatenate([f.proba for f in self.folds])
+    def output(self) -> np.ndarray:
+        return np.concatenate([f.output for f in self.folds])
 
 
 def target_recall_of(spec: ExperimentSpec, n_classes: int) -> float | None:
@@ -72,29 +80,35 @@ def target_recall_of(spec: ExperimentSpec, n_classes: int) -> float | None:
     return spec.selection.threshold.target_recall
 
 
-def evaluate_cv(pipeline: object, x: pd.DataFrame, y: pd.Series, cv: CVSpec, target_recall: float | None) -> CVResult:
+def evaluate_cv(pipeline: object, x: pd.DataFrame, y: pd.Series, cv: CVSpec, target_recall: float | None,
+                task: TaskKind = "classification") -> CVResult:
     """Cross-validate an unfitted pipeline: its folds, each fold's threshold, and the metrics' mean and std."""
-    folds = _cross_validate(pipeline, x, y, cv)
+    folds = _cross_validate(pipeline, x, y, cv, task)
     thresholds = _fold_thresholds(folds, target_recall)
-    per_fold = [classification_metrics(f.y, f.proba, t) for f, t in zip(folds, thresholds, strict=True)]
+    per_fold = [task_metrics(task, f.y, f.output, t) for f, t in zip(folds, thresholds, strict=True)]
     scores = summarize(per_fold)
     scores["fit_seconds"] = mean_std([f.fit_seconds for f in folds])
     scores["predict_seconds"] = mean_std([f.predict_seconds for f in folds])
     return CVResult(folds, thresholds, scores, per_fold)
 
 
-def _cross_validate(pipeline: object, x: pd.DataFrame, y: pd.Series, cv: CVSpec) -> list[Fold]:
-    """Fit and predict every fold of the repeated stratified k-fold on the training split."""
-    splitter = RepeatedStratifiedKFold(n_splits=cv.folds, n_repeats=cv.repeats, random_state=cv.seed)
+def predict_output(model: object, x: pd.DataFrame, task: TaskKind) -> np.ndarray:
+    """What a fitted model answers for ``x``: class probabilities (classification) or values (regression)."""
+    return getattr(model, RESPONSES[task])(x)
+
+
+def _cross_validate(pipeline: object, x: pd.DataFrame, y: pd.Series, cv: CVSpec, task: TaskKind) -> list[Fold]:
+    """Fit and predict every fold of the repeated (stratified, for classes) k-fold on the training split."""
+    splitter = SPLITTERS[task](n_splits=cv.folds, n_repeats=cv.repeats, random_state=cv.seed)
     folds = []
     for i, (train_idx, valid_idx) in enumerate(splitter.split(x, y)):
         model = clone(pipeline)
         start = time.perf_counter()
         model.fit(x.iloc[train_idx], y.iloc[train_idx])
         fitted_at = time.perf_counter()
-        proba = model.predict_proba(x.iloc[valid_idx])
+        output = predict_output(model, x.iloc[valid_idx], task)
         folds.append(Fold(repeat=i // cv.folds, fold=i % cv.folds, rows=y.index[valid_idx],
-                          y=y.iloc[valid_idx].to_numpy(), proba=proba, fit_seconds=fitted_at - start,
+                          y=y.iloc[valid_idx].to_numpy(), output=output, fit_seconds=fitted_at - start,
                           predict_seconds=time.perf_counter() - fitted_at))
     return folds
 
@@ -106,13 +120,13 @@ def _fold_thresholds(folds: list[Fold], target_recall: float | None) -> list[flo
     it without the fold's labels keeps the CV estimate honest.
     """
     if target_recall is None:
-        return [default_threshold(f.proba) for f in folds]
+        return [default_threshold(f.output) for f in folds]
     aim = aimed_recall(target_recall, folds)
     thresholds = []
     for fold in folds:
         others = [o for o in folds if o.repeat == fold.repeat and o.fold != fold.fold]
         y = np.concatenate([o.y for o in others])
-        score = np.concatenate([o.proba[:, 1] for o in others])
+        score = np.concatenate([o.output[:, 1] for o in others])
         thresholds.append(threshold_for_recall(y, score, aim))
     return thresholds
 
@@ -135,23 +149,24 @@ def aimed_recall(target_recall: float, folds: list[Fold]) -> float:
 def final_threshold(cv: CVResult, target_recall: float | None) -> float | None:
     """The threshold the artifact applies: chosen on all out-of-fold predictions (by the same aim), else the default."""
     if target_recall is None:
-        return default_threshold(cv.proba)
-    return threshold_for_recall(cv.y, cv.proba[:, 1], aimed_recall(target_recall, cv.folds))
+        return default_threshold(cv.output)
+    return threshold_for_recall(cv.y, cv.output[:, 1], aimed_recall(target_recall, cv.folds))
 
 
-def default_threshold(proba: np.ndarray) -> float | None:
-    """0.5 for a binary target; None for multiclass, where the most probable class wins."""
-    return DEFAULT_THRESHOLD if proba.shape[1] == 2 else None
+def default_threshold(output: np.ndarray) -> float | None:
+    """0.5 for a binary target; None for multiclass, where the most probable class wins, and for regression."""
+    return DEFAULT_THRESHOLD if output.ndim == 2 and output.shape[1] == 2 else None
 
 
 def threshold_report(cv: CVResult, threshold: float | None, target_recall: float | None, test: dict[str, float],
                      test_at_default: dict[str, float]) -> ThresholdReport:
     """What the decision threshold is, how it was chosen, and the specificity it costs against 0.5."""
     if threshold is None:
-        return ThresholdReport(value=None, rule="multiclass: the most probable class")
+        return ThresholdReport(value=None, rule="regression: the predicted value itself" if cv.output.ndim == 1
+                               else "multiclass: the most probable class")
     if target_recall is None:
         return ThresholdReport(value=threshold, rule=f"default: positive when p >= {threshold}")
-    at_default = summarize([classification_metrics(f.y, f.proba) for f in cv.folds])
+    at_default = summarize([classification_metrics(f.y, f.output) for f in cv.folds])
     aim = aimed_recall(target_recall, cv.folds)
     return ThresholdReport(
         value=threshold,

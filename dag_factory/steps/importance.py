@@ -1,8 +1,8 @@
 """Which inputs a fitted model leans on: coefficients, built-in importances, or permutation importance.
 
 Linear models show their coefficients (on standardised inputs when the model scales them), tree
-ensembles their built-in importances, and anything else (an RBF SVM) the drop in ROC-AUC on the
-held-out test split when one column is shuffled. The test split is only reported on, never
+ensembles their built-in importances, and anything else (an RBF SVM) the drop in ROC-AUC (the
+rise in RMSE, for regression) on the held-out test split when one column is shuffled. The test split is only reported on, never
 used to choose, so this does not leak into selection.
 """
 
@@ -20,7 +20,8 @@ from dag_factory.artifacts.records import Importance
 TOP_FEATURES = 50
 
 
-def feature_importance(fitted: Any, x_test: pd.DataFrame, y_test: pd.Series, seed: int) -> Importance:
+def feature_importance(fitted: Any, x_test: pd.DataFrame, y_test: pd.Series, seed: int,
+                       regression: bool = False) -> Importance:
     """The fitted model's importances, largest magnitude first."""
     pipeline = getattr(fitted, "best_estimator_", fitted)
     estimators = _inner_estimators(pipeline.named_steps["model"])
@@ -29,9 +30,13 @@ def feature_importance(fitted: Any, x_test: pd.DataFrame, y_test: pd.Series, see
             values = np.mean([_per_feature(getattr(e, attribute)) for e in estimators], axis=0)
             names = _transformed_names(pipeline)
             return _ranked(kind, names, values)
-    scoring = "roc_auc" if y_test.nunique() == 2 else "roc_auc_ovr"
+    if regression:
+        scoring, kind = "neg_root_mean_squared_error", "permutation importance (RMSE rise, held-out test)"
+    else:
+        scoring = "roc_auc" if y_test.nunique() == 2 else "roc_auc_ovr"
+        kind = "permutation importance (ROC-AUC drop, held-out test)"
     result = permutation_importance(fitted, x_test, y_test, scoring=scoring, n_repeats=5, random_state=seed, n_jobs=1)
-    return _ranked("permutation importance (ROC-AUC drop, held-out test)", list(x_test.columns), result.importances_mean)
+    return _ranked(kind, list(x_test.columns), result.importances_mean)
 
 
 def _inner_estimators(model: Any) -> list[Any]:

@@ -22,7 +22,7 @@ from dag_factory.storage.location import LOCAL_SCHEMES, scheme_of
 
 log = logging.getLogger(__name__)
 
-SKLEARN_LOADERS = ("breast_cancer", "wine", "iris")
+SKLEARN_LOADERS = ("breast_cancer", "wine", "iris", "diabetes")
 PARQUET_MAGIC = b"PAR1"
 
 
@@ -69,7 +69,7 @@ def _local_path(source: str, base: Path) -> Path:
 
 
 def _sklearn_frame(name: str, target: str) -> pd.DataFrame:
-    """A bundled scikit-learn data set with its target as class names (e.g. 'malignant')."""
+    """A bundled scikit-learn data set with its target as class names (e.g. 'malignant'), or as numbers (diabetes)."""
     import sklearn.datasets
 
     if name not in SKLEARN_LOADERS:
@@ -79,6 +79,9 @@ def _sklearn_frame(name: str, target: str) -> pd.DataFrame:
         )
     bunch = getattr(sklearn.datasets, f"load_{name}")(as_frame=True)
     frame = bunch.data.copy()
+    if "target_names" not in bunch:  # a regression set: the target is a quantity
+        frame[target] = bunch.target
+        return frame
     # The loaders encode classes as integers (breast_cancer: 0 = malignant); name them instead.
     frame[target] = pd.Categorical.from_codes(bunch.target, categories=list(bunch.target_names)).astype(str)
     return frame

@@ -1,4 +1,7 @@
-"""Classification metrics, computed the same way for every model, fold and split.
+"""Classification and regression metrics, computed the same way for every model, fold and split.
+
+Regression: RMSE, MAE and MAPE (lower is better; MAPE is NaN on a set whose target holds a zero,
+where it has no meaning) and R² (higher is better).
 
 Binary targets are encoded 1 = the spec's positive class (see ``preprocess.encode_target``),
 so recall is sensitivity for that class and specificity is recall of the other one.
@@ -13,7 +16,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from dag_factory.artifacts.records import MeanStd
-from dag_factory.spec.schema import LOWER_IS_BETTER
+from dag_factory.spec.schema import LOWER_IS_BETTER, TaskKind
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -63,6 +66,28 @@ def classification_metrics(
             "brier": _brier(y_true, proba),
         }
     return {k: float(v) for k, v in result.items()}
+
+
+def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE, R² and MAPE (a share, not a percentage; NaN when a true value is 0) of one set of predictions."""
+    y_true, predicted = np.asarray(y_true, dtype=float), np.asarray(predicted, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # R² of a constant fold is undefined: NaN, not a warning per fold
+        r2 = skm.r2_score(y_true, predicted) if np.ptp(y_true) > 0 else float("nan")
+    return {
+        "rmse": float(skm.root_mean_squared_error(y_true, predicted)),
+        "mae": float(skm.mean_absolute_error(y_true, predicted)),
+        "r2": float(r2),
+        "mape": float(np.mean(np.abs((y_true - predicted) / y_true))) if np.all(y_true != 0) else float("nan"),
+    }
+
+
+def task_metrics(task: TaskKind, y_true: np.ndarray, output: np.ndarray,
+                 threshold: float | None = DEFAULT_THRESHOLD) -> dict[str, float]:
+    """The metrics of ``task`` for one set of predictions: probabilities (classification) or values (regression)."""
+    if task == "regression":
+        return regression_metrics(y_true, output)
+    return classification_metrics(y_true, output, threshold)
 
 
 def confusion(y_true: np.ndarray, proba: np.ndarray, threshold: float | None = DEFAULT_THRESHOLD) -> list[list[int]]:

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -41,9 +41,18 @@ MULTICLASS_SCORING = {
     "pr_auc": "roc_auc_ovr",
 }
 
+REGRESSION_SCORING = {
+    "rmse": "neg_root_mean_squared_error",
+    "mae": "neg_mean_absolute_error",
+    "r2": "r2",
+    "mape": "neg_mean_absolute_percentage_error",
+}
+
 
 def search_scoring(metric: str, n_classes: int) -> str:
     """The scorer a search optimises: the spec's metric, or ROC-AUC where scikit-learn has no scorer."""
+    if metric in REGRESSION_SCORING:
+        return REGRESSION_SCORING[metric]
     table = BINARY_SCORING if n_classes == 2 else MULTICLASS_SCORING
     return table.get(metric, table["roc_auc"])
 
@@ -58,7 +67,7 @@ def build_pipeline(
     seed: int = 42,
 ) -> BaseEstimator:
     """Preprocessing + estimator as one Pipeline, wrapped in a search when the entry has one."""
-    estimator = build_estimator(catalog, entry)
+    estimator = build_estimator(catalog, entry, catalog.task)
     prefix = "model__"
     if catalog.calibration:
         estimator = CalibratedClassifierCV(estimator, method=catalog.calibration, cv=5)
@@ -81,7 +90,8 @@ def build_pipeline(
         return pipeline
     search = entry.search
     space = {prefix + name: values for name, values in search.space.items()}
-    inner = StratifiedKFold(n_splits=search.folds, shuffle=True, random_state=seed)
+    folds = StratifiedKFold if catalog.task == "classification" else KFold
+    inner = folds(n_splits=search.folds, shuffle=True, random_state=seed)
     scoring = search_scoring(metric, n_classes)
     if search.method == "grid":
         return GridSearchCV(pipeline, space, cv=inner, scoring=scoring, n_jobs=1)

@@ -66,7 +66,9 @@ class Scored:
 
 
 def added_columns(card: ModelCard) -> dict[str, str]:
-    """What each column ``predict_frame`` adds means, in the source's class names."""
+    """What each column ``predict_frame`` adds means, in the source's class names (or the target's name)."""
+    if card.task == "regression":
+        return {"predicted": f"the predicted {card.data.target or 'value'}"}
     classes = card.data.classes
     if len(classes) == 2:
         return {"predicted": f"the predicted class ({' or '.join(classes)})",
@@ -76,7 +78,8 @@ def added_columns(card: ModelCard) -> dict[str, str]:
 
 
 def predict_frame(model: Any, card: ModelCard, rows: pd.DataFrame, source: str = "the input") -> pd.DataFrame:
-    """Predicted class and class probabilities for each row, at the card's decision threshold.
+    """Predicted class and class probabilities for each row, at the card's decision threshold; or, for a
+    regression, the predicted value.
 
     Every bad input is one DataError sentence naming the row and the column: no rows, a missing
     column, text in a numeric column.
@@ -89,13 +92,17 @@ def predict_frame(model: Any, card: ModelCard, rows: pd.DataFrame, source: str =
         raise DataError(f"{source} lacks {len(missing)} column(s) the model was trained on: {', '.join(missing)}; "
                         "add them (a blank cell is allowed, the model imputes it)")
     inputs = _numbers_checked(rows[features], [c for c in features if c not in card.data.categorical], source)
+    regression = card.task == "regression"
     try:
-        proba = model.predict_proba(inputs)
+        output = model.predict(inputs) if regression else model.predict_proba(inputs)
     except (ValueError, TypeError) as err:
         raise DataError(f"{source} cannot be scored by the model ({type(err).__name__}: {excerpt(err, 120)}); "
                         "compare its columns and values with the data the model was trained on") from None
-    classes = card.data.classes
     out = rows.copy()
+    if regression:
+        out["predicted"] = output
+        return out
+    proba, classes = output, card.data.classes
     out["predicted"] = [classes[i] for i in predicted_labels(proba, card.threshold)]
     if len(classes) == 2:
         out[f"proba_{classes[1]}"] = proba[:, 1]

@@ -1,4 +1,4 @@
-"""Preprocess step: clean once, encode the target, fingerprint, and split once for every model."""
+"""Preprocess step: settle the task, clean once, encode the target, fingerprint, and split once for every model."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sklearn.model_selection import train_test_split
 from dag_factory.artifacts.layout import RunFiles
 from dag_factory.artifacts.records import RunMeta
 from dag_factory.errors import DataError
-from dag_factory.spec.schema import DataSpec, ExperimentSpec
-from dag_factory.steps.validate import clean, positive_label
+from dag_factory.spec.schema import Catalog, DataSpec, ExperimentSpec, TaskKind, for_task, task_problems
+from dag_factory.steps.validate import check_columns, clean, infer_task, positive_label
 from dag_factory.storage.files import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
@@ -42,41 +42,78 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config: str) -> RunMeta:
-    """Clean and split ``raw``; write the train and test splits and meta.json into the run folder.
+def settle_task(raw: pd.DataFrame, spec: ExperimentSpec, catalog: Catalog) -> tuple[TaskKind, list[str]]:
+    """The run's task (the spec's, else inferred from the target, and said so in the log) and the notes to keep.
+
+    An inferred task is checked against the spec as ``task:`` is when the spec is read: a positive
+    class or threshold of a regression, a metric or a model of the other task is refused here.
+    """
+    if spec.task is not None:
+        return spec.task, []
+    check_columns(raw, spec.data)
+    task, why = infer_task(raw[spec.data.target], spec.data)
+    log.info("Task: %s", why)
+    problems = task_problems(for_task(spec, task), task, catalog)
+    if problems:
+        raise DataError("; ".join(f"{'.'.join(map(str, key))}: {message}" for key, message in problems)
+                        + f" ({why})")
+    return task, [why] if task == "regression" else []  # kept in meta.json's notes when it changes how a run works
+
+
+def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config: str,
+               catalog: Catalog | None = None) -> RunMeta:
+    """Settle the task, clean and split ``raw``; write the train and test splits and meta.json into the run folder.
 
     ``config`` is the run's config fingerprint, recorded with the data's. Refuses, before any
     model trains, a split that cannot be stratified and a class smaller than the CV folds.
+    Regression splits are not stratified (the target is a quantity).
     """
     data, split = spec.data, spec.split
-    cleaned, notes = clean(raw, data)
-    y, classes = encode_target(cleaned[data.target], data)
+    task, task_notes = settle_task(raw, spec, catalog or {})
+    cleaned, notes = clean(raw, data, task)
+    notes = task_notes + notes
+    if task == "regression":
+        y, classes = cleaned[data.target], []
+        _note_zero_target(y, notes)
+    else:
+        y, classes = encode_target(cleaned[data.target], data)
     features = cleaned.drop(columns=[data.target])
     table = features.assign(**{data.target: y})
     try:
-        train, test = train_test_split(
-            table, test_size=split.test_size, random_state=split.seed, stratify=table[data.target]
-        )
+        train, test = train_test_split(table, test_size=split.test_size, random_state=split.seed,
+                                       stratify=table[data.target] if classes else None)
     except ValueError as err:  # e.g. a test split with fewer rows than there are classes
         raise DataError(f"split.test_size {split.test_size}: cannot make a stratified split of {len(table)} rows "
                         f"and {len(classes)} classes ({err}); raise split.test_size or add data") from err
     categorical = [c for c in data.categorical if c in features.columns]
     meta = RunMeta(
-        train_path=str(files.train), test_path=str(files.test), target=data.target, classes=classes,
+        train_path=str(files.train), test_path=str(files.test), target=data.target, task=task, classes=classes,
         positive_class=classes[1] if len(classes) == 2 else None,
         numeric=[c for c in features.columns if c not in categorical], categorical=categorical,
         rows=len(table), train_rows=len(train),
-        train_class_counts={classes[int(k)]: int(v) for k, v in train[data.target].value_counts().items()},
+        train_class_counts={classes[int(k)]: int(v) for k, v in train[data.target].value_counts().items()}
+        if classes else {},
         test_rows=len(test), fingerprint=fingerprint(cleaned), notes=notes, config_fingerprint=config,
     )
-    check_folds(meta.train_class_counts, spec.cv.folds, data.target)
+    if classes:
+        check_folds(meta.train_class_counts, spec.cv.folds, data.target)
     write_parquet(train, files.train)
     write_parquet(test, files.test)
     meta.write(files.meta)
     log.info("Cleaned data: %d rows, %d features (%d categorical), classes %s; fingerprint %s",
              meta.rows, features.shape[1], len(categorical), classes, meta.fingerprint[:12])
-    log.info("Split: %d train rows, %d test rows (stratified, seed %d)", len(train), len(test), split.seed)
+    log.info("Split: %d train rows, %d test rows (%s, seed %d)", len(train), len(test),
+             "stratified" if classes else "not stratified: regression", split.seed)
     return meta
+
+
+def _note_zero_target(y: pd.Series, notes: list[str]) -> None:
+    """MAPE divides by the true value: say so when the target holds a zero and the MAPE of a set with one is NaN."""
+    zeros = int((y == 0).sum())
+    if zeros:
+        notes.append(f"the target is 0 in {zeros} row(s): MAPE is not defined there, so it is NaN for every set "
+                     "holding such a row (rank on rmse, mae or r2)")
+        log.warning("Cleaning: %s", notes[-1])
 
 
 def check_folds(class_counts: dict[str, int], folds: int, target: str) -> None:

@@ -8,14 +8,17 @@ import numpy as np
 import pandas as pd
 
 from dag_factory.artifacts.records import NUMERIC_STATS, DataProfile
-from dag_factory.spec.schema import DataSpec
-from dag_factory.steps.validate import positive_label
+from dag_factory.spec.schema import DataSpec, TaskKind
+from dag_factory.steps.validate import infer_task, positive_label
 
 MISSING_LABEL = "(missing)"
 
 
-def profile(frame: pd.DataFrame, data: DataSpec, top: int = 10) -> DataProfile:
-    """Row and column counts, class balance, per-column statistics and top target correlations."""
+def profile(frame: pd.DataFrame, data: DataSpec, top: int = 10, task: TaskKind | None = None) -> DataProfile:
+    """Row and column counts, class balance (classification), per-column statistics and top target correlations.
+
+    ``task`` is the spec's; without one it is inferred from the target as preprocess will.
+    """
     has_target = data.target in frame.columns
     result: dict[str, Any] = {
         "rows": int(len(frame)),
@@ -28,9 +31,13 @@ def profile(frame: pd.DataFrame, data: DataSpec, top: int = 10) -> DataProfile:
         "columns_stats": {str(c): _column_stats(frame[c]) for c in frame.columns},
         "top_correlations": [],
     }
-    if has_target:
+    regression = has_target and (task or infer_task(frame[data.target], data)[0]) == "regression"
+    result["target_kind"] = "a quantity (regression)" if regression else "classes"
+    if has_target and not regression:
         result["class_balance"] = _class_balance(frame[data.target])
-        result["top_correlations"] = _target_correlations(frame.drop(columns=_present(frame, data.drop)), data, top)
+    if has_target:
+        result["top_correlations"] = _target_correlations(frame.drop(columns=_present(frame, data.drop)), data, top,
+                                                          regression)
     return DataProfile.model_validate(result)
 
 
@@ -59,8 +66,9 @@ def _column_stats(column: pd.Series) -> dict[str, Any]:
     return stats
 
 
-def _target_correlations(frame: pd.DataFrame, data: DataSpec, top: int) -> list[dict[str, Any]]:
-    """Pearson correlation of numeric columns with the positive class (binary) or each class (strongest)."""
+def _target_correlations(frame: pd.DataFrame, data: DataSpec, top: int, regression: bool) -> list[dict[str, Any]]:
+    """Pearson correlation of numeric columns with the target (regression), the positive class (binary) or each
+    class (strongest)."""
     frame = frame[frame[data.target].notna()]
     target = frame[data.target]
     numeric = frame.drop(columns=[data.target]).select_dtypes("number")
@@ -68,9 +76,9 @@ def _target_correlations(frame: pd.DataFrame, data: DataSpec, top: int) -> list[
         return []
     positive = positive_label(target, data)
     labels = [positive] if positive is not None and target.nunique() == 2 else list(target.dropna().unique())
+    targets = [target.astype(float)] if regression else [(target == label).astype(float) for label in labels]
     best: dict[str, float] = {}
-    for label in labels:
-        indicator = (target == label).astype(float)
+    for indicator in targets:
         with np.errstate(invalid="ignore", divide="ignore"):
             corr = numeric.corrwith(indicator)
         for column, value in corr.dropna().items():

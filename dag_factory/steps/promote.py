@@ -177,7 +177,8 @@ def _rescored(spec: ExperimentSpec, folder: StoragePath, files: RunFiles, meta: 
     pipeline = unwrapped(model)
     x_train, y_train, _, _ = load_split(files, meta.target)
     try:
-        result = evaluate_cv(clone(pipeline), x_train, y_train, spec.cv, target_recall_of(spec, len(meta.classes)))
+        result = evaluate_cv(clone(pipeline), x_train, y_train, spec.cv, target_recall_of(spec, len(meta.classes)),
+                             meta.task)
     except Exception as err:  # noqa: BLE001  any failure means: no comparable score
         log.warning("The champion could not be re-scored on this run's data: %s: %s", type(err).__name__, err)
         return Scores({}, {}), f"could not be re-scored on this run's data ({type(err).__name__}: {err})"

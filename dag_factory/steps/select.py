@@ -148,6 +148,7 @@ def select(spec: ExperimentSpec, files: RunFiles, run_id: str, baseline: Baselin
         run_id=run_id,
         metric=metric,
         ranking_rule=RANKING_RULE,
+        task=spec.task or "classification",
         comparison_rule=f"{COMPARISON_RULE}; {spec.selection.confidence:.0%} intervals",
         cv_protocol=CVProtocol(folds=spec.cv.folds, repeats=spec.cv.repeats, seed=spec.cv.seed),
         require=require,

@@ -7,9 +7,12 @@ import logging
 import pandas as pd
 
 from dag_factory.errors import DataError, did_you_mean, excerpt
-from dag_factory.spec.schema import DataSpec
+from dag_factory.spec.schema import DataSpec, TaskKind
 
 log = logging.getLogger(__name__)
+
+#: A numeric target with more distinct values than this (or any fraction) is taken as a regression target.
+MAX_CLASSES_INFERRED = 20
 
 
 def check_columns(frame: pd.DataFrame, data: DataSpec) -> None:
@@ -34,7 +37,25 @@ def check_columns(frame: pd.DataFrame, data: DataSpec) -> None:
                 )
 
 
-def clean(frame: pd.DataFrame, data: DataSpec) -> tuple[pd.DataFrame, list[str]]:
+def infer_task(target: pd.Series, data: DataSpec) -> tuple[TaskKind, str]:
+    """The task a spec without ``task:`` gets from its target, and the sentence saying why (for the log).
+
+    A numeric target with many distinct values, or any fraction, is a quantity (regression); text,
+    few whole numbers, or a named positive class are classes.
+    """
+    values = target.dropna()
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    distinct = int(values.nunique())
+    fractional = numeric and bool((values % 1 != 0).any())
+    if data.positive_class is None and numeric and (fractional or distinct > MAX_CLASSES_INFERRED):
+        why = "fractions" if fractional else f"{distinct} distinct whole numbers"
+        return "regression", (f'task: regression, inferred from the target "{data.target}" (numeric, {why}); set '
+                              "task: classification in the spec if its values are classes")
+    return "classification", (f'task: classification, inferred from the target "{data.target}" ({distinct} distinct '
+                              "values); set task: regression in the spec if it is a quantity")
+
+
+def clean(frame: pd.DataFrame, data: DataSpec, task: TaskKind = "classification") -> tuple[pd.DataFrame, list[str]]:
     """Drop id columns and rows without a target, coerce feature types, handle duplicates.
 
     Returns the cleaned table (target last) and the notes a user should read in the log.
@@ -58,7 +79,10 @@ def clean(frame: pd.DataFrame, data: DataSpec) -> tuple[pd.DataFrame, list[str]]
     if len(frame) < data.min_rows:
         raise DataError(f"data: only {len(frame)} usable row(s), fewer than data.min_rows ({data.min_rows}); "
                         "add data, or lower data.min_rows if you accept so little")
-    _check_classes(frame[data.target], data, notes)
+    if task == "regression":
+        frame[data.target] = _numeric_target(frame[data.target], data.target)
+    else:
+        _check_classes(frame[data.target], data, notes)
     return frame[[*features, data.target]].reset_index(drop=True), notes
 
 
@@ -129,6 +153,22 @@ def _check_classes(target: pd.Series, data: DataSpec, notes: list[str]) -> None:
         if count < 2:
             raise DataError(f'data.target: class "{label}" has only {count} row; each class needs at least 2 rows '
                             "to stratify the split, so add rows or drop that class")
+
+
+def _numeric_target(target: pd.Series, name: str) -> pd.Series:
+    """A regression target as numbers: refused when it holds text or a single value (nothing to learn)."""
+    is_text = pd.api.types.is_bool_dtype(target)  # true/false are classes, not a quantity
+    converted = pd.Series(float("nan"), index=target.index) if is_text else pd.to_numeric(target, errors="coerce")
+    bad = target[converted.isna()]
+    if len(bad):
+        sample = ", ".join(repr(excerpt(v, 20)) for v in bad.astype(str).unique()[:5])
+        raise DataError(f'data.target: column "{name}" should be numeric for a regression task but holds '
+                        f"{len(bad)} non-numeric value(s), e.g. {sample}; fix the data, or set "
+                        "task: classification if the values are classes")
+    if converted.nunique() < 2:
+        raise DataError(f'data.target: column "{name}" has the same value ({converted.iloc[0]:g}) in every row, so '
+                        "there is nothing to predict; check data.target and the file")
+    return converted.astype(float)
 
 
 def _numeric(column: pd.Series, name: str) -> pd.Series:

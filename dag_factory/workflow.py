@@ -78,20 +78,26 @@ class Run:
 
 
 def load(run: Run) -> dict[str, Any]:
-    """Load the data and keep a raw copy as Parquet in the run folder.
+    """Load the data (and data.test_source, when given) and keep raw copies as Parquet in the run folder.
 
     A download is cached in ``data/source`` when the run folder is on this disk (a retry
     reuses it), else in a temporary folder.
     """
-    files = run.files
+    files, data = run.files, run.spec.data
     require_bucket(files.folder)
     _sweep_killed_runs(run)
+    summary: dict[str, Any] = {}
     with recording_stop_reason(files), local_folder(files.download_cache) as cache:
         run.tracker.start()
-        frame, origin = load_data(run.spec.data, cache_dir=cache, base=run.project_root, attempt=run.attempt)
-    write_parquet(_text_safe(frame), files.raw)
-    log.info("Loaded %d rows x %d columns from %s into %s", len(frame), frame.shape[1], origin, files.raw)
-    return {"raw_path": str(files.raw), "rows": int(len(frame)), "columns": int(frame.shape[1]), "source": origin}
+        for key in data.sources():
+            target = files.raw if key == "source" else files.raw_test
+            frame, origin = load_data(data, cache_dir=cache, base=run.project_root, attempt=run.attempt, key=key)
+            write_parquet(_text_safe(frame), target)
+            log.info("Loaded %d rows x %d columns from %s into %s", len(frame), frame.shape[1], origin, target)
+            prefix = "" if key == "source" else "test_"
+            summary |= {f"{prefix}raw_path": str(target), f"{prefix}rows": int(len(frame)),
+                        f"{prefix}columns": int(frame.shape[1]), key: origin}
+    return summary
 
 
 def _sweep_killed_runs(run: Run) -> None:
@@ -122,7 +128,8 @@ def preprocess(run: Run) -> dict[str, Any]:
     files.skipped.unlink(missing_ok=True)
     config = config_fingerprint(run.spec, run.catalog, list(run.models))
     with recording_stop_reason(files):
-        meta = preprocess_data(read_parquet(files.raw), run.spec, files, config)
+        raw_test = read_parquet(files.raw_test) if run.spec.data.test_source else None
+        meta = preprocess_data(read_parquet(files.raw), run.spec, files, config, raw_test)
         run.tracker.log_data(DataProfile.read(files.profile_json), meta)
         champion = current_card(run.results, run.spec.experiment)  # a champion changed after promotion stops the run
     reason = unchanged_reason(meta, champion, run.results, run.spec.experiment)

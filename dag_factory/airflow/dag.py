@@ -175,7 +175,7 @@ def notifiers(event: NotifyEvent, spec: ExperimentSpec, project: Project) -> lis
 
 def _options(name: str, spec: ExperimentSpec, project: Project, champion: Champion) -> dict[str, Any]:
     """The Airflow settings of one task, beyond the DAG's default_args."""
-    if name == "load_data" and scheme_of(spec.data.source) not in (*LOCAL_SCHEMES, "sklearn"):
+    if name == "load_data" and any(scheme_of(s) not in (*LOCAL_SCHEMES, "sklearn") for s in spec.data.sources().values()):
         download = spec.data.download  # a remote source: retried with exponential backoff
         return {"retries": download.retries, "retry_delay": timedelta(seconds=download.backoff_seconds),
                 "retry_exponential_backoff": 2.0}

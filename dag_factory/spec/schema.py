@@ -66,6 +66,9 @@ class DataSpec(StrictModel):
         description="sklearn:<name> (breast_cancer, wine, iris), a CSV/Parquet path, "
         "or a URL (http, https, s3, gs, ...)."
     )
+    test_source: str | None = Field(
+        None, description="A separate file of held-out test rows (a CSV/Parquet path or URL, same columns as "
+        "'source'): the test split is then this file, not drawn from 'source'.")
     format: Literal["auto", "csv", "parquet"] = "auto"
     header: bool = Field(True, description="False when the CSV file has no header row.")
     columns: list[str] | None = Field(None, description="Column names for a file without a header row.")
@@ -85,6 +88,18 @@ class DataSpec(StrictModel):
     )
     download: DownloadSpec = Field(default_factory=DownloadSpec)
 
+    @field_validator("test_source")
+    @classmethod
+    def _test_source_is_a_file(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("sklearn:"):
+            raise ValueError("a scikit-learn loader is a whole data set, not a test file; give a CSV/Parquet path "
+                             "or URL, or remove test_source to split 'source'")
+        return value
+
+    def sources(self) -> dict[str, str]:
+        """The spec's data files by key: 'source', and 'test_source' when the test rows come in a file of their own."""
+        return {"source": self.source, **({"test_source": self.test_source} if self.test_source else {})}
+
     @model_validator(mode="after")
     def _columns_need_no_header(self) -> DataSpec:
         if self.columns is not None and self.header:
@@ -103,7 +118,7 @@ class DataSpec(StrictModel):
 
 
 class SplitSpec(StrictModel):
-    """The one train/test split shared by every model (always stratified)."""
+    """The one train/test split shared by every model (always stratified); not drawn when data.test_source is set."""
 
     test_size: Fraction = 0.2
     seed: int = 42

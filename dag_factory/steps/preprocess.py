@@ -12,7 +12,7 @@ from dag_factory.artifacts.layout import RunFiles
 from dag_factory.artifacts.records import RunMeta
 from dag_factory.errors import DataError
 from dag_factory.spec.schema import DataSpec, ExperimentSpec
-from dag_factory.steps.validate import clean, positive_label
+from dag_factory.steps.validate import clean, clean_test, positive_label
 from dag_factory.storage.files import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
@@ -30,44 +30,57 @@ def encode_target(labels: pd.Series, data: DataSpec) -> tuple[pd.Series, list[st
     if len(names) == 2 and positive is not None:
         negative = next(n for n in names if n != str(positive))
         names = [negative, str(positive)]
-    codes = labels.astype(str).map({name: i for i, name in enumerate(names)}).astype(int)
-    return codes, names
+    return codes_of(labels, names), names
 
 
-def fingerprint(frame: pd.DataFrame) -> str:
-    """SHA-256 of the cleaned table's content and column names: same data, same fingerprint."""
+def codes_of(labels: pd.Series, names: list[str]) -> pd.Series:
+    """The integer code of each label: its place in ``names`` (the classes ``encode_target`` found)."""
+    return labels.astype(str).map({name: i for i, name in enumerate(names)}).astype(int)
+
+
+def fingerprint(*frames: pd.DataFrame) -> str:
+    """SHA-256 of the cleaned tables' content and column names: same data, same fingerprint.
+
+    One table (a split drawn from data.source) or two (data.source and data.test_source): a
+    changed test file changes the fingerprint as a changed training file does.
+    """
     digest = hashlib.sha256()
-    digest.update("\x1f".join(map(str, frame.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    for frame in frames:
+        digest.update("\x1f".join(map(str, frame.columns)).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
 
 
-def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config: str) -> RunMeta:
-    """Clean and split ``raw``; write the train and test splits and meta.json into the run folder.
+def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config: str,
+               raw_test: pd.DataFrame | None = None) -> RunMeta:
+    """Clean ``raw`` and split it, or take ``raw_test`` (data.test_source) as the test set; write the train and
+    test sets and meta.json into the run folder.
 
     ``config`` is the run's config fingerprint, recorded with the data's. Refuses, before any
-    model trains, a split that cannot be stratified and a class smaller than the CV folds.
+    model trains, a split that cannot be stratified, a test file unlike the training file and
+    a class smaller than the CV folds.
     """
-    data, split = spec.data, spec.split
+    data = spec.data
     cleaned, notes = clean(raw, data)
     y, classes = encode_target(cleaned[data.target], data)
     features = cleaned.drop(columns=[data.target])
     table = features.assign(**{data.target: y})
-    try:
-        train, test = train_test_split(
-            table, test_size=split.test_size, random_state=split.seed, stratify=table[data.target]
-        )
-    except ValueError as err:  # e.g. a test split with fewer rows than there are classes
-        raise DataError(f"split.test_size {split.test_size}: cannot make a stratified split of {len(table)} rows "
-                        f"and {len(classes)} classes ({err}); raise split.test_size or add data") from err
+    if raw_test is None:
+        train, test = _split(table, spec, len(classes))
+        data_fingerprint = fingerprint(cleaned)
+    else:
+        held_out, test_notes = clean_test(raw_test, data, [str(c) for c in raw.columns], classes)
+        notes += test_notes
+        train, test = table, held_out.assign(**{data.target: codes_of(held_out[data.target], classes)})
+        data_fingerprint = fingerprint(cleaned, held_out)
     categorical = [c for c in data.categorical if c in features.columns]
     meta = RunMeta(
         train_path=str(files.train), test_path=str(files.test), target=data.target, classes=classes,
         positive_class=classes[1] if len(classes) == 2 else None,
         numeric=[c for c in features.columns if c not in categorical], categorical=categorical,
-        rows=len(table), train_rows=len(train),
+        rows=len(train) + len(test), train_rows=len(train),
         train_class_counts={classes[int(k)]: int(v) for k, v in train[data.target].value_counts().items()},
-        test_rows=len(test), fingerprint=fingerprint(cleaned), notes=notes, config_fingerprint=config,
+        test_rows=len(test), fingerprint=data_fingerprint, notes=notes, config_fingerprint=config,
     )
     check_folds(meta.train_class_counts, spec.cv.folds, data.target)
     write_parquet(train, files.train)
@@ -75,8 +88,25 @@ def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config:
     meta.write(files.meta)
     log.info("Cleaned data: %d rows, %d features (%d categorical), classes %s; fingerprint %s",
              meta.rows, features.shape[1], len(categorical), classes, meta.fingerprint[:12])
-    log.info("Split: %d train rows, %d test rows (stratified, seed %d)", len(train), len(test), split.seed)
+    if raw_test is None:
+        log.info("Split: %d train rows, %d test rows (stratified, seed %d)", len(train), len(test), spec.split.seed)
+    else:
+        log.info("No split drawn: %d train rows from data.source, %d test rows from data.test_source",
+                 len(train), len(test))
     return meta
+
+
+def _split(table: pd.DataFrame, spec: ExperimentSpec, n_classes: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The one stratified train/test split of ``table`` the spec's ``split`` asks for."""
+    split = spec.split
+    try:
+        train, test = train_test_split(
+            table, test_size=split.test_size, random_state=split.seed, stratify=table[spec.data.target]
+        )
+    except ValueError as err:  # e.g. a test split with fewer rows than there are classes
+        raise DataError(f"split.test_size {split.test_size}: cannot make a stratified split of {len(table)} rows "
+                        f"and {n_classes} classes ({err}); raise split.test_size or add data") from err
+    return train, test
 
 
 def check_folds(class_counts: dict[str, int], folds: int, target: str) -> None:

@@ -82,8 +82,13 @@ def invalid_dag_id(path: Path) -> str:
 
 
 def invalid_spec_dag(dag_id: str, error: SpecError) -> DAG:
-    """A one-task DAG that shows a spec's errors in its docs and fails with them if triggered."""
-    with DAG(dag_id=dag_id, description=f"INVALID SPEC: {error.problems[0]}"[:200], doc_md=invalid_spec_doc(error),
+    """A one-task DAG that shows a spec's errors in its docs and fails with them if triggered.
+
+    Its description (one line in the DAG list) gives the count and the first problem; the docs, the
+    Import Errors page (dags/spec_errors.py) and the failed task's log list every problem.
+    """
+    more = f" (+{len(error.problems) - 1} more in the DAG docs)" if len(error.problems) > 1 else ""
+    with DAG(dag_id=dag_id, description=f"INVALID SPEC{more}: {error.problems[0]}"[:200], doc_md=invalid_spec_doc(error),
              schedule=None, start_date=START_DATE, catchup=False, tags=[TAG, INVALID_TAG]) as dag:
 
         @task(task_id="spec_error")

@@ -39,6 +39,7 @@ from dag_factory.steps.profile import profile as profile_data
 from dag_factory.steps.promote import promote as promote_winner
 from dag_factory.steps.baseline import baseline_row
 from dag_factory.steps.select import select as select_winner
+from dag_factory.steps.share import share_in_drive
 from dag_factory.steps.skip import record_training, unchanged_reason
 from dag_factory.steps.train import train_model
 from dag_factory.storage.files import read_parquet, write_parquet, write_text
@@ -213,7 +214,8 @@ def promote(run: Run, approval: dict[str, Any] | None = None) -> dict[str, Any]:
     Also records that this run trained on its data and spec, so a later run on the same ones
     is skipped even when this winner was not promoted. A promoted model is then registered
     in MLflow (when tracked); a retry after a tracking failure finds the champion already
-    promoted and only registers it.
+    promoted and only registers it. Last, the leaderboard and a new champion are copied to Google
+    Drive when the spec publishes there (a retry uploads only what is missing).
     """
     files, experiment = run.files, run.spec.experiment
     meta = RunMeta.read(files.meta)
@@ -229,6 +231,8 @@ def promote(run: Run, approval: dict[str, Any] | None = None) -> dict[str, Any]:
             decision.registered = registered
             board.decision = decision
             board.write(files.leaderboard)
+    if run.spec.publish is not None:
+        share_in_drive(run.spec, run.results, files, decision)
     return decision.model_dump(mode="json")
 
 

@@ -216,6 +216,24 @@ class ResultsSpec(StrictModel):
     )
 
 
+class PublishSpec(StrictModel):
+    """Copies of each new champion and of every leaderboard in a Google Drive folder (the drive extra).
+
+    The service account's key lives in the Airflow connection, never in the spec.
+    """
+
+    drive_folder: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{10,100}$", description="The id of the Drive folder to publish into (the last part "
+        "of its URL, drive.google.com/drive/folders/<id>), shared with the service account as Editor.")
+    conn_id: str = Field(
+        "google_cloud_default", description="Airflow connection of type google_cloud_platform whose extra "
+        "keyfile_dict (or key_path) holds the service account's JSON key.")
+    retries: int = Field(5, ge=0, le=10, description="Retries of each Drive request that failed with 429, 5xx or "
+                         "a broken connection, waiting twice as long each time.")
+    backoff_seconds: float = Field(1.0, ge=0, description="Wait before the first retry of a request.")
+    timeout_seconds: float = Field(60.0, gt=0, description="Time limit of each Drive request.")
+
+
 class TrackingSpec(StrictModel):
     """Mirror every run into an MLflow tracking server (the mlflow extra)."""
 
@@ -296,6 +314,8 @@ class ExperimentSpec(StrictModel):
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
     results: ResultsSpec | None = Field(None, description="Where results go; default: the project's results/ folder.")
     tracking: TrackingSpec | None = Field(None, description="MLflow tracking; default: none.")
+    publish: PublishSpec | None = Field(None, description="Publish champions and leaderboards to Google Drive; "
+                                        "default: none.")
     notify: NotifySpec | None = Field(None, description="Notifications (e-mail, webhooks); default: none.")
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
 

@@ -13,7 +13,6 @@ import http.server
 import json
 import re
 import secrets
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+
+from data_helpers import serving_in_thread
 
 FOLDER = "application/vnd.google-apps.folder"
 #: The audience google-auth signs a service account's JWT for, whatever the key's token_uri.
@@ -176,13 +177,6 @@ def drive_stand_in(public_key: str) -> Iterator[DriveStandIn]:
         def log_message(self, *args: object) -> None:  # keep the test output clean
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as port:
+        state.port = port
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()

@@ -69,7 +69,7 @@ def clean_test(frame: pd.DataFrame, data: DataSpec, train_columns: list[str],
     Nothing is learnt from these rows and none is dropped but those without a target: they are the
     test set as given. Every error names the test file and the column.
     """
-    where = f"data.test_source ({excerpt(data.test_source, 80)})"
+    where = f"data.test_source ({data.test_source})"
     _check_same_columns([str(c) for c in frame.columns], train_columns, where)
     notes: list[str] = []
     try:

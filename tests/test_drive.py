@@ -9,6 +9,7 @@ without Airflow; the credentials come from an Airflow connection (an AIRFLOW_CON
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -125,6 +126,22 @@ def test_a_folder_not_shared_with_the_account_is_refused_at_once_with_the_fix(tm
     assert [entry for entry in drive.log if entry[1] == "list"] == [("GET", "list", 404)]  # not retried
 
 
+def test_a_key_the_token_endpoint_refuses_fails_at_once(tmp_path, drive, monkeypatch):
+    connection = json.loads(_env(f"AIRFLOW_CONN_{CONN.upper()}"))
+    account = json.loads(connection["extra"]["keyfile_dict"])
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # not the key the stand-in knows
+    account["private_key"] = other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()).decode()
+    connection["extra"]["keyfile_dict"] = json.dumps(account)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN.upper()}", json.dumps(connection))
+    spec = publishing_spec(tmp_path, drive.root)
+    with pytest.raises(PublishRefused, match=r"Google refused the service account's key while listing folder "
+                                             r"root_folder_0123456789 \(invalid_grant: Signature verification failed"):
+        share_in_drive(spec, tmp_path / "results", _files(tmp_path), Decision(promoted=False, reason="kept"))
+    assert [entry for entry in drive.log if entry[1] == "token"] == [("POST", "token", 400)]  # not retried
+    assert not [entry for entry in drive.log if entry[1] != "token"]  # and nothing reached Drive
+
+
 def test_a_connection_without_a_key_names_the_connection_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_EMPTY_DRIVE", json.dumps({"conn_type": "google_cloud_platform"}))
     spec = PublishSpec(drive_folder="folder_0123456789", conn_id="empty_drive")
@@ -146,3 +163,7 @@ def _files(tmp_path) -> RunFiles:
     files.folder.mkdir(parents=True)
     files.leaderboard.write_text("{}")
     return files
+
+
+def _env(name: str) -> str:
+    return os.environ[name]

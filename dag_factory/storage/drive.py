@@ -123,17 +123,27 @@ class DriveClient:
         if not session_url:
             raise PublishError(f"Drive opened no upload session for {meta['name']} (no Location header)")
         return self._call("PUT", session_url, what=f"uploading {meta['name']}", data=content, headers={
-            "Content-Range": f"bytes 0-{len(content) - 1}/{len(content)}" if content else "bytes */0"}).json()["id"]
+            "Content-Range": f"bytes 0-{len(content) - 1}/{len(content)}"}).json()["id"]
 
     def _call(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
-        """One Drive request, sent again after 429, 5xx or a broken connection, waiting twice as long each time."""
+        """One Drive request, sent again after 429, 5xx or a broken connection, waiting twice as long each time.
+
+        A key the token endpoint refuses fails at once; a token endpoint out of reach is retried.
+        """
         import requests
+        from google.auth.exceptions import RefreshError, TransportError
 
         wait = self.retry.backoff_seconds
         for attempt in range(1, self.retry.retries + 2):
             try:
                 response = self.session.request(method, url, timeout=self.retry.timeout_seconds, **kwargs)
-            except requests.RequestException as err:
+            except RefreshError as err:
+                said = err.args[0] if err.args else err  # its other args repeat the answer as a dict
+                if not getattr(err, "retryable", False):
+                    raise PublishRefused(f"Google refused the service account's key while {what} ({said}); check "
+                                         "the key in the publish.conn_id connection") from None
+                reason = f"the token endpoint failed: {said}"
+            except (requests.RequestException, TransportError) as err:
                 reason = f"{type(err).__name__}: {err}"
             else:
                 if response.status_code < 400:

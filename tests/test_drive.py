@@ -127,7 +127,7 @@ def test_a_folder_not_shared_with_the_account_is_refused_at_once_with_the_fix(tm
 
 
 def test_a_key_the_token_endpoint_refuses_fails_at_once(tmp_path, drive, monkeypatch):
-    connection = json.loads(_env(f"AIRFLOW_CONN_{CONN.upper()}"))
+    connection = json.loads(os.environ[f"AIRFLOW_CONN_{CONN.upper()}"])
     account = json.loads(connection["extra"]["keyfile_dict"])
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # not the key the stand-in knows
     account["private_key"] = other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -163,7 +163,3 @@ def _files(tmp_path) -> RunFiles:
     files.folder.mkdir(parents=True)
     files.leaderboard.write_text("{}")
     return files
-
-
-def _env(name: str) -> str:
-    return os.environ[name]

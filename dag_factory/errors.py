@@ -64,7 +64,7 @@ def is_permanent(error: BaseException) -> bool:
     saved model, a decided run."""
     if isinstance(error, DownloadError):
         return False
-    return isinstance(error, SpecError | DataError | ModelConfigError | UntrustedModel | RunFailed)
+    return isinstance(error, SpecError | DataError | ModelConfigError | UntrustedModel | RunFailed | PublishRefused)
 
 
 class NothingToDo(DagFactoryError):
@@ -92,3 +92,11 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 class TrackingError(DagFactoryError):
     """The MLflow tracking server failed or could not be reached; a later attempt may succeed, so Airflow retries it."""
+
+
+class PublishError(DagFactoryError):
+    """Publishing to Google Drive failed after its retries; a later attempt may succeed, so Airflow retries it."""
+
+
+class PublishRefused(PublishError):
+    """Google Drive refused a request (no access, no such folder, a bad key): the same on every attempt."""

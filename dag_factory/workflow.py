@@ -39,6 +39,7 @@ from dag_factory.steps.profile import profile as profile_data
 from dag_factory.steps.promote import promote as promote_winner
 from dag_factory.steps.baseline import baseline_row
 from dag_factory.steps.select import select as select_winner
+from dag_factory.steps.share import share_in_drive
 from dag_factory.steps.skip import record_training, unchanged_reason
 from dag_factory.steps.train import train_model
 from dag_factory.storage.files import read_parquet, write_parquet, write_text
@@ -82,20 +83,26 @@ class Run:
 
 
 def load(run: Run) -> dict[str, Any]:
-    """Load the data and keep a raw copy as Parquet in the run folder.
+    """Load the data (and data.test_source, when given) and keep raw copies as Parquet in the run folder.
 
     A download is cached in ``data/source`` when the run folder is on this disk (a retry
     reuses it), else in a temporary folder.
     """
-    files = run.files
+    files, data = run.files, run.spec.data
     require_bucket(files.folder)
     _sweep_killed_runs(run)
+    summary: dict[str, Any] = {}
     with recording_stop_reason(files), local_folder(files.download_cache) as cache:
         run.tracker.start()
-        frame, origin = load_data(run.spec.data, cache_dir=cache, base=run.project_root, attempt=run.attempt)
-    write_parquet(_text_safe(frame), files.raw)
-    log.info("Loaded %d rows x %d columns from %s into %s", len(frame), frame.shape[1], origin, files.raw)
-    return {"raw_path": str(files.raw), "rows": int(len(frame)), "columns": int(frame.shape[1]), "source": origin}
+        for key in data.sources():
+            target = files.raw if key == "source" else files.raw_test
+            frame, origin = load_data(data, cache_dir=cache, base=run.project_root, attempt=run.attempt, key=key)
+            write_parquet(_text_safe(frame), target)
+            log.info("Loaded %d rows x %d columns from %s into %s", len(frame), frame.shape[1], origin, target)
+            prefix = "" if key == "source" else "test_"
+            summary |= {f"{prefix}raw_path": str(target), f"{prefix}rows": int(len(frame)),
+                        f"{prefix}columns": int(frame.shape[1]), key: origin}
+    return summary
 
 
 def _sweep_killed_runs(run: Run) -> None:
@@ -126,7 +133,8 @@ def preprocess(run: Run) -> dict[str, Any]:
     files.skipped.unlink(missing_ok=True)
     config = config_fingerprint(run.spec, run.catalog, list(run.models))
     with recording_stop_reason(files):
-        meta = preprocess_data(read_parquet(files.raw), run.spec, files, config, run.catalog)
+        raw_test = read_parquet(files.raw_test) if run.spec.data.test_source else None
+        meta = preprocess_data(read_parquet(files.raw), run.spec, files, config, run.catalog, raw_test)
         run.tracker.log_data(DataProfile.read(files.profile_json), meta)
         champion = current_card(run.results, run.spec.experiment)  # a champion changed after promotion stops the run
     reason = unchanged_reason(meta, champion, run.results, run.spec.experiment)
@@ -213,7 +221,8 @@ def promote(run: Run, approval: dict[str, Any] | None = None) -> dict[str, Any]:
     Also records that this run trained on its data and spec, so a later run on the same ones
     is skipped even when this winner was not promoted. A promoted model is then registered
     in MLflow (when tracked); a retry after a tracking failure finds the champion already
-    promoted and only registers it.
+    promoted and only registers it. Last, the leaderboard and a new champion are copied to Google
+    Drive when the spec publishes there (a retry uploads only what is missing).
     """
     files, experiment = run.files, run.spec.experiment
     meta = RunMeta.read(files.meta)
@@ -229,6 +238,8 @@ def promote(run: Run, approval: dict[str, Any] | None = None) -> dict[str, Any]:
             decision.registered = registered
             board.decision = decision
             board.write(files.leaderboard)
+    if run.spec.publish is not None:
+        share_in_drive(run.spec, run.results, files, decision)
     return decision.model_dump(mode="json")
 
 

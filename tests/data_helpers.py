@@ -109,12 +109,18 @@ def serve(root: Path, failures: int = 0, status: int = 503, stall: float = 0.0) 
         def handle_error(self, request: object, client_address: object) -> None:
             pass  # a client that timed out and hung up is part of the test, not a failure
 
-    httpd = Quiet(("127.0.0.1", 0), Handler)
-    server.port = httpd.server_address[1]
+    with serving_in_thread(Quiet(("127.0.0.1", 0), Handler)) as port:
+        server.port = port
+        yield server
+
+
+@contextmanager
+def serving_in_thread(httpd: http.server.HTTPServer) -> Iterator[int]:
+    """Serve ``httpd`` from a thread for the duration of the block; yields its port, closes it afterwards."""
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server
+        yield httpd.server_address[1]
     finally:
         httpd.shutdown()
         httpd.server_close()

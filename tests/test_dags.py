@@ -53,15 +53,28 @@ def test_a_copied_spec_with_other_models_is_a_second_dag(project):
     assert bag.dags["breast_cancer_trees"].params["models"] == ["xgboost", "random_forest", "svm"]
 
 
-def test_a_broken_spec_shows_as_a_stand_in_dag_and_hides_nothing(project):
-    write_experiment(project, "broken", "experiment: broken\ndata: {source: sklearn:iris}\nmodels:\n  - model: logistc_regression\n")
+def test_a_broken_spec_shows_as_a_stand_in_dag_and_as_an_import_error_and_hides_nothing(project):
+    broken = write_experiment(project, "broken", "experiment: broken\ndata: {source: sklearn:iris, target: y, bogus: 1}\n"
+                                                 "cv: {folds: many}\nmodels:\n  - model: logistic_regression\n")
     write_experiment(project, "quick", fast_spec("quick"))
     bag = dagbag(project)
-    assert bag.import_errors == {}
     assert {"breast_cancer", "quick", "invalid_spec__broken"} <= set(bag.dag_ids)
+    assert list(bag.import_errors) == [str(project.dags / "spec_errors.py")]
+    lines = bag.import_errors[str(project.dags / "spec_errors.py")].splitlines()
+    assert [line for line in lines if line.startswith(str(broken))] == [
+        f'{broken}: data.bogus (line 2): unknown key "bogus"; allowed keys here: source, test_source, format, header, '
+        "columns, target, positive_class, drop, categorical, min_rows, max_missing_share, drop_duplicates, "
+        "missing_values, download",
+        f"{broken}: cv.folds (line 3): Input should be a valid integer, unable to parse string as an integer "
+        "(got 'many')"]
+    assert any(line.startswith("dag_factory.airflow.spec_errors.BrokenSpecs: 1 experiment spec(s) are invalid, "
+                               "with 2 problem(s)") for line in lines)
     stand_in = bag.dags["invalid_spec__broken"]
-    assert 'unknown model "logistc_regression" (did you mean "logistic_regression"?)' in stand_in.doc_md
+    assert stand_in.description.startswith("INVALID SPEC (+1 more in the DAG docs): data.bogus (line 2)")
+    assert "  - cv.folds (line 3): Input should be a valid integer" in stand_in.doc_md
     assert "invalid-spec" in stand_in.tags
+    (project.experiments / "broken.yaml").unlink()  # a deleted spec leaves nothing behind
+    assert dagbag(project).import_errors == {}
 
 
 GATED = "promotion: {approval: required}\nnotify: {webhooks: [alerts], events: [failed_run, approval_request]}\n"
@@ -84,11 +97,12 @@ def test_an_approval_gate_sits_between_select_and_promote_and_notifiers_are_the_
     assert "approve" not in plain.task_ids and plain.on_failure_callback is None
 
 
-def test_importing_the_dag_file_imports_no_heavy_library(project):
+def test_importing_the_dag_files_imports_no_heavy_library(project):
     write_experiment(project, "gated", fast_spec("gated") + GATED)  # the approval operator and notifiers too
     code = (
         "import json, runpy, sys\n"
         f"runpy.run_path({str(project.dags / 'experiments.py')!r})\n"
+        f"runpy.run_path({str(project.dags / 'spec_errors.py')!r})\n"
         "print(json.dumps([m for m in ('pandas', 'sklearn', 'xgboost', 'numpy.linalg') if m in sys.modules]))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -87,8 +87,14 @@ def invalid_dag_id(path: Path) -> str:
 
 
 def invalid_spec_dag(dag_id: str, error: SpecError) -> DAG:
-    """A one-task DAG that shows a spec's errors in its docs and fails with them if triggered."""
-    with DAG(dag_id=dag_id, description=f"INVALID SPEC: {error.problems[0]}"[:200], doc_md=invalid_spec_doc(error),
+    """A one-task DAG that shows a spec's errors in its docs and fails with them if triggered.
+
+    Its description (one line in the DAG list) gives the count and the first problem; the docs, the
+    Import Errors page (dags/spec_errors.py) and the failed task's log list every problem.
+    """
+    more = f" (+{len(error.problems) - 1} more in the DAG docs)" if len(error.problems) > 1 else ""
+    with DAG(dag_id=dag_id, description=f"INVALID SPEC{more}: {error.problems[0]}"[:200],
+             doc_md=invalid_spec_doc(error),
              schedule=None, start_date=START_DATE, catchup=False, tags=[TAG, INVALID_TAG]) as dag:
 
         @task(task_id="spec_error")
@@ -182,7 +188,8 @@ def notifiers(event: NotifyEvent, spec: ExperimentSpec, project: Project) -> lis
 
 def _options(name: str, spec: ExperimentSpec, project: Project, champion: Champion) -> dict[str, Any]:
     """The Airflow settings of one task, beyond the DAG's default_args."""
-    if name == "load_data" and scheme_of(spec.data.source) not in (*LOCAL_SCHEMES, "sklearn"):
+    remote = [s for s in spec.data.sources().values() if scheme_of(s) not in (*LOCAL_SCHEMES, "sklearn")]
+    if name == "load_data" and remote:
         download = spec.data.download  # a remote source: retried with exponential backoff
         return {"retries": download.retries, "retry_delay": timedelta(seconds=download.backoff_seconds),
                 "retry_exponential_backoff": 2.0}

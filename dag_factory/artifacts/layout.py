@@ -63,6 +63,11 @@ class RunFiles:
         return self.data / "raw.parquet"
 
     @property
+    def raw_test(self) -> StoragePath:
+        """The raw rows of data.test_source, when the spec gives the test set in a file of its own."""
+        return self.data / "raw_test.parquet"
+
+    @property
     def train(self) -> StoragePath:
         return self.data / "train.parquet"
 

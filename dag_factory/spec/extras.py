@@ -53,3 +53,8 @@ def storage_problem(url: str, writable: bool) -> str | None:
 def tracking_problem() -> str | None:
     """Why MLflow tracking cannot run here, or None."""
     return None if installed("mlflow") else f"MLflow tracking needs the mlflow package; {install_hint('mlflow')}"
+
+
+def drive_problem() -> str | None:
+    """Why publishing to Google Drive cannot run here, or None."""
+    return None if installed("google.auth") else f"publishing to Google Drive needs google-auth; {install_hint('drive')}"

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from dag_factory.errors import SpecError, did_you_mean
-from dag_factory.spec.extras import storage_problem, tracking_problem
+from dag_factory.spec.extras import drive_problem, storage_problem, tracking_problem
 from dag_factory.spec.schema import (
     SLUG_HINT, Catalog, CatalogEntry, ExperimentSpec, NotifySpec, for_task, module_refusal, task_problems,
 )
@@ -90,7 +90,8 @@ def load_experiment(
     doc.raise_if_unsafe()
     spec = _validate(ExperimentSpec, doc.data, doc)
     root = project_root if project_root is not None else Path(path).resolve().parent.parent
-    problems = [p for p in [_schedule_problem(spec.schedule, doc), _source_problem(spec, doc, root)] if p]
+    problems = [p for p in [_schedule_problem(spec.schedule, doc), _split_problem(spec, doc)] if p]
+    problems += _source_problems(spec, doc, root)
     problems += _integration_problems(spec, doc)
     for i, entry in enumerate(spec.models):
         where = doc.where(("models", i, "model"))
@@ -144,24 +145,36 @@ def notify_default(project_root: Path) -> NotifySpec | None:
     return _validate(NotifySpec, doc.data, doc)
 
 
-def _source_problem(spec: ExperimentSpec, doc: YamlDocument, project_root: Path) -> str | None:
-    """A data source outside the data roots (after ``..`` and symbolic links), or one that reaches local files."""
-    try:
-        local_source(spec.data.source, project_root)
-    except SourceRefused as refused:
-        return f"{doc.where(('data', 'source'))}: {refused}"
-    return None
+def _source_problems(spec: ExperimentSpec, doc: YamlDocument, project_root: Path) -> list[str]:
+    """Data files outside the data roots (after ``..`` and symbolic links), or ones that reach local files."""
+    found = []
+    for key, source in spec.data.sources().items():
+        try:
+            local_source(source, project_root)
+        except SourceRefused as refused:
+            found.append(f"{doc.where(('data', key))}: {refused}")
+    return found
+
+
+def _split_problem(spec: ExperimentSpec, doc: YamlDocument) -> str | None:
+    """A ``split:`` section next to ``data.test_source``: the test rows come from that file, so nothing is split."""
+    if spec.data.test_source is None or "split" not in spec.model_fields_set:
+        return None
+    return (f"{doc.where(('split',))}: data.test_source gives the held-out test rows, so no split is drawn; "
+            "remove the split section (or remove data.test_source to split data.source)")
 
 
 def _integration_problems(spec: ExperimentSpec, doc: YamlDocument) -> list[str]:
     """A data source, results root or tracking section that needs a package (an extra) not installed here."""
-    checks = [(("data", "source"), spec.data.source, False)]
+    checks = [(("data", key), source, False) for key, source in spec.data.sources().items()]
     if spec.results is not None:
         checks.append((("results", "root"), spec.results.root, True))
     found = [f"{doc.where(loc)}: {problem}"
              for loc, url, writable in checks if (problem := storage_problem(url, writable))]
     if spec.tracking is not None and (problem := tracking_problem()):
         found.append(f"{doc.where(('tracking',))}: {problem}")
+    if spec.publish is not None and (problem := drive_problem()):
+        found.append(f"{doc.where(('publish',))}: {problem}")
     return found
 
 

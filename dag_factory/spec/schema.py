@@ -79,6 +79,9 @@ class DataSpec(StrictModel):
         description="sklearn:<name> (breast_cancer, wine, iris; diabetes for regression), a CSV/Parquet path, "
         "or a URL (http, https, s3, gs, ...)."
     )
+    test_source: str | None = Field(
+        None, description="A separate file of held-out test rows (a CSV/Parquet path or URL, same columns as "
+        "'source'): the test split is then this file, not drawn from 'source'.")
     format: Literal["auto", "csv", "parquet"] = "auto"
     header: bool = Field(True, description="False when the CSV file has no header row.")
     columns: list[str] | None = Field(None, description="Column names for a file without a header row.")
@@ -98,6 +101,18 @@ class DataSpec(StrictModel):
     )
     download: DownloadSpec = Field(default_factory=DownloadSpec)
 
+    @field_validator("test_source")
+    @classmethod
+    def _test_source_is_a_file(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("sklearn:"):
+            raise ValueError("a scikit-learn loader is a whole data set, not a test file; give a CSV/Parquet path "
+                             "or URL, or remove test_source to split 'source'")
+        return value
+
+    def sources(self) -> dict[str, str]:
+        """The spec's data files by key: 'source', and 'test_source' when the test rows come in a file of their own."""
+        return {"source": self.source, **({"test_source": self.test_source} if self.test_source else {})}
+
     @model_validator(mode="after")
     def _columns_need_no_header(self) -> DataSpec:
         if self.columns is not None and self.header:
@@ -116,7 +131,7 @@ class DataSpec(StrictModel):
 
 
 class SplitSpec(StrictModel):
-    """The one train/test split shared by every model (always stratified)."""
+    """The one train/test split shared by every model (always stratified); not drawn when data.test_source is set."""
 
     test_size: Fraction = 0.2
     seed: int = 42
@@ -215,6 +230,24 @@ class ResultsSpec(StrictModel):
     )
 
 
+class PublishSpec(StrictModel):
+    """Copies of each new champion and of every leaderboard in a Google Drive folder (the drive extra).
+
+    The service account's key lives in the Airflow connection, never in the spec.
+    """
+
+    drive_folder: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{10,100}$", description="The id of the Drive folder to publish into (the last part "
+        "of its URL, drive.google.com/drive/folders/<id>), shared with the service account as Editor.")
+    conn_id: str = Field(
+        "google_cloud_default", description="Airflow connection of type google_cloud_platform whose extra "
+        "keyfile_dict (or key_path) holds the service account's JSON key.")
+    retries: int = Field(5, ge=0, le=10, description="Retries of each Drive request that failed with 429, 5xx or "
+                         "a broken connection, waiting twice as long each time.")
+    backoff_seconds: float = Field(1.0, ge=0, description="Wait before the first retry of a request.")
+    timeout_seconds: float = Field(60.0, gt=0, description="Time limit of each Drive request.")
+
+
 class TrackingSpec(StrictModel):
     """Mirror every run into an MLflow tracking server (the mlflow extra)."""
 
@@ -299,6 +332,8 @@ class ExperimentSpec(StrictModel):
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
     results: ResultsSpec | None = Field(None, description="Where results go; default: the project's results/ folder.")
     tracking: TrackingSpec | None = Field(None, description="MLflow tracking; default: none.")
+    publish: PublishSpec | None = Field(None, description="Publish champions and leaderboards to Google Drive; "
+                                        "default: none.")
     notify: NotifySpec | None = Field(None, description="Notifications (e-mail, webhooks); default: none.")
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
 

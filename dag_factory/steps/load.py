@@ -35,35 +35,37 @@ class Attempt:
 
 
 def load_data(data: DataSpec, cache_dir: Path, base: Path | None = None,
-              attempt: Attempt = Attempt()) -> tuple[pd.DataFrame, str]:
-    """Return the raw table and a one-line description of where it came from.
+              attempt: Attempt = Attempt(), key: str = "source") -> tuple[pd.DataFrame, str]:
+    """Return the raw table of ``data.<key>`` (``source``, or ``test_source``) and a line saying where it came from.
 
     Remote sources are downloaded once into ``cache_dir`` so every later step, and a
     retry of this one, reads the same bytes. Relative file paths start at ``base`` (the
     project folder; default: the current folder), not at whatever folder the Airflow worker happens
     to run in, and must stay inside the data roots (checked again here, right before the file is opened).
+    A test file is cached in a folder of its own, so a train and a test URL may end in the same file name.
     """
-    source = data.source
+    source = getattr(data, key)
     if source.startswith("sklearn:"):
         return _sklearn_frame(source.removeprefix("sklearn:"), data.target), f"scikit-learn loader {source}"
     scheme = scheme_of(source)
+    cache = cache_dir if key == "source" else cache_dir / key
     if scheme in LOCAL_SCHEMES or "::" in source:
-        local = _local_path(source, base or Path.cwd())
+        local = _local_path(source, base or Path.cwd(), key)
     elif scheme in ("http", "https"):
-        local = download(source, cache_dir, data.download, attempt)
+        local = download(source, cache, data.download, attempt, key)
     else:
-        local = _fetch_fsspec(source, cache_dir)
-    return read_table(local, data), f"{source} ({local.stat().st_size:,} bytes)"
+        local = _fetch_fsspec(source, cache, key)
+    return read_table(local, data, key), f"{source} ({local.stat().st_size:,} bytes)"
 
 
-def _local_path(source: str, base: Path) -> Path:
+def _local_path(source: str, base: Path, key: str) -> Path:
     """A local source as an existing file inside the data roots (resolved), relative paths taken from ``base``."""
     try:
         path = local_source(source, base)
     except SourceRefused as refused:
-        raise DataError(f"data.source: {refused}") from None
+        raise DataError(f"data.{key}: {refused}") from None
     if path is None or not path.is_file():
-        raise DataError(f"data.source: file {path or source} does not exist; check the path "
+        raise DataError(f"data.{key}: file {path or source} does not exist; check the path "
                         "(a relative path starts at the project folder)")
     return path
 
@@ -93,7 +95,8 @@ TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
 TRANSIENT_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException)
 
 
-def download(url: str, cache_dir: Path, options: DownloadSpec, attempt: Attempt = Attempt()) -> Path:
+def download(url: str, cache_dir: Path, options: DownloadSpec, attempt: Attempt = Attempt(),
+             key: str = "source") -> Path:
     """Download ``url`` into ``cache_dir`` once, with a time limit on the connection and each read.
 
     A complete earlier download in the same run folder (a retried task) is reused, so every
@@ -113,7 +116,7 @@ def download(url: str, cache_dir: Path, options: DownloadSpec, attempt: Attempt 
         when = (f"failed after {attempt.number} attempt(s)" if last
                 else f"failed on attempt {attempt.number} of {attempt.of}")
         raise (DataError if permanent else DownloadError)(
-            f"data.source: downloading {url} {when} ({_describe(err)}); "
+            f"data.{key}: downloading {url} {when} ({_describe(err)}); "
             "check the URL, or raise data.download.retries or timeout_seconds if the server is slow"
         ) from err
     log.info("Downloaded %s (%s bytes) to %s on attempt %d", url, f"{target.stat().st_size:,}", target, attempt.number)
@@ -140,7 +143,7 @@ def _describe(err: Exception) -> str:
     return str(getattr(err, "reason", None) or err or type(err).__name__)
 
 
-def _fetch_fsspec(url: str, cache_dir: Path) -> Path:
+def _fetch_fsspec(url: str, cache_dir: Path, key: str) -> Path:
     """Copy an fsspec URL (s3://, gs://, memory://, ...) into the cache, once per run folder."""
     import fsspec
 
@@ -152,9 +155,9 @@ def _fetch_fsspec(url: str, cache_dir: Path) -> Path:
         with fsspec.open(url, "rb") as source:
             _save_stream(source, target)
     except ImportError as err:
-        raise DataError(f"data.source: reading {url} needs an fsspec driver that is not installed ({err})") from err
+        raise DataError(f"data.{key}: reading {url} needs an fsspec driver that is not installed ({err})") from err
     except (OSError, ValueError) as err:
-        raise DataError(f"data.source: cannot read {url} ({type(err).__name__}: {err}); check the URL and your credentials") from err
+        raise DataError(f"data.{key}: cannot read {url} ({type(err).__name__}: {err}); check the URL and your credentials") from err
     log.info("Copied %s (%s bytes) to %s", url, f"{target.stat().st_size:,}", target)
     return target
 
@@ -171,12 +174,12 @@ def _save_stream(stream: BinaryIO, target: Path) -> int:
     return target.stat().st_size
 
 
-def read_table(path: Path, data: DataSpec) -> pd.DataFrame:
-    """Parse a CSV or Parquet file, with a clear error when it is empty or not that format."""
+def read_table(path: Path, data: DataSpec, key: str = "source") -> pd.DataFrame:
+    """Parse the CSV or Parquet file of ``data.<key>``, with a clear error when it is empty or not that format."""
     kind = data.format
     if kind == "auto":
         kind = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
-    _check_content(path, kind)
+    _check_content(path, kind, key)
     try:
         if kind == "parquet":
             frame = pd.read_parquet(path)
@@ -184,10 +187,10 @@ def read_table(path: Path, data: DataSpec) -> pd.DataFrame:
             frame = pd.read_csv(path, header=0 if data.header else None, na_values=data.missing_values or None)
     except Exception as err:  # pandas and pyarrow raise many types for a malformed file
         first_line = excerpt(str(err).strip().splitlines()[0], 120) if str(err).strip() else type(err).__name__
-        raise DataError(f"data.source: {path} is not a valid {kind.upper()} file ({first_line}); "
+        raise DataError(f"data.{key}: {path} is not a valid {kind.upper()} file ({first_line}); "
                         "check the file, or set data.format") from err
     if frame.empty:
-        raise DataError(f"data.source: {path} has no data rows, only a header; check the file")
+        raise DataError(f"data.{key}: {path} has no data rows, only a header; check the file")
     if data.columns is not None:
         if len(data.columns) != frame.shape[1]:
             raise DataError(
@@ -200,20 +203,20 @@ def read_table(path: Path, data: DataSpec) -> pd.DataFrame:
     return frame
 
 
-def _check_content(path: Path, kind: str) -> None:
+def _check_content(path: Path, kind: str, key: str) -> None:
     """Catch an empty file, or one that is plainly not the format it claims, before pandas guesses."""
     with path.open("rb") as handle:
         head = handle.read(4096)
     if not head.strip():
-        raise DataError(f"data.source: {path} is empty; check that the file was written completely")
+        raise DataError(f"data.{key}: {path} is empty; check that the file was written completely")
     is_parquet = head.startswith(PARQUET_MAGIC)
     if kind == "parquet" and not is_parquet:
-        raise DataError(f"data.source: {path} is not a Parquet file (no Parquet header); "
+        raise DataError(f"data.{key}: {path} is not a Parquet file (no Parquet header); "
                         "set data.format: csv if it is a CSV file")
     if kind == "csv" and is_parquet:
-        raise DataError(f"data.source: {path} is a Parquet file, not CSV; set data.format: parquet")
+        raise DataError(f"data.{key}: {path} is a Parquet file, not CSV; set data.format: parquet")
     if kind == "csv" and head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
-        raise DataError(f"data.source: {path} is an HTML page, not CSV; the URL probably points to a web page "
+        raise DataError(f"data.{key}: {path} is an HTML page, not CSV; the URL probably points to a web page "
                         "instead of the file itself")
     if kind == "csv" and b"\x00" in head:
-        raise DataError(f"data.source: {path} is binary, not a CSV text file; check the file or set data.format")
+        raise DataError(f"data.{key}: {path} is binary, not a CSV text file; check the file or set data.format")

@@ -12,7 +12,7 @@ from dag_factory.artifacts.layout import RunFiles
 from dag_factory.artifacts.records import RunMeta
 from dag_factory.errors import DataError
 from dag_factory.spec.schema import Catalog, DataSpec, ExperimentSpec, TaskKind, for_task, task_problems
-from dag_factory.steps.validate import check_columns, clean, infer_task, positive_label
+from dag_factory.steps.validate import check_columns, clean, clean_test, infer_task, positive_label
 from dag_factory.storage.files import read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
@@ -30,15 +30,24 @@ def encode_target(labels: pd.Series, data: DataSpec) -> tuple[pd.Series, list[st
     if len(names) == 2 and positive is not None:
         negative = next(n for n in names if n != str(positive))
         names = [negative, str(positive)]
-    codes = labels.astype(str).map({name: i for i, name in enumerate(names)}).astype(int)
-    return codes, names
+    return codes_of(labels, names), names
 
 
-def fingerprint(frame: pd.DataFrame) -> str:
-    """SHA-256 of the cleaned table's content and column names: same data, same fingerprint."""
+def codes_of(labels: pd.Series, names: list[str]) -> pd.Series:
+    """The integer code of each label: its place in ``names`` (the classes ``encode_target`` found)."""
+    return labels.astype(str).map({name: i for i, name in enumerate(names)}).astype(int)
+
+
+def fingerprint(*frames: pd.DataFrame) -> str:
+    """SHA-256 of the cleaned tables' content and column names: same data, same fingerprint.
+
+    One table (a split drawn from data.source) or two (data.source and data.test_source): a
+    changed test file changes the fingerprint as a changed training file does.
+    """
     digest = hashlib.sha256()
-    digest.update("\x1f".join(map(str, frame.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    for frame in frames:
+        digest.update("\x1f".join(map(str, frame.columns)).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -61,14 +70,15 @@ def settle_task(raw: pd.DataFrame, spec: ExperimentSpec, catalog: Catalog) -> tu
 
 
 def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config: str,
-               catalog: Catalog | None = None) -> RunMeta:
-    """Settle the task, clean and split ``raw``; write the train and test splits and meta.json into the run folder.
+               catalog: Catalog | None = None, raw_test: pd.DataFrame | None = None) -> RunMeta:
+    """Settle the task, clean ``raw`` and split it, or take ``raw_test`` (data.test_source) as the test set;
+    write the train and test sets and meta.json into the run folder.
 
     ``config`` is the run's config fingerprint, recorded with the data's. Refuses, before any
-    model trains, a split that cannot be stratified and a class smaller than the CV folds.
-    Regression splits are not stratified (the target is a quantity).
+    model trains, a split that cannot be stratified, a test file unlike the training file and
+    a class smaller than the CV folds. Regression splits are not stratified (the target is a quantity).
     """
-    data, split = spec.data, spec.split
+    data = spec.data
     task, task_notes = settle_task(raw, spec, catalog or {})
     cleaned, notes = clean(raw, data, task)
     notes = task_notes + notes
@@ -79,21 +89,24 @@ def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config:
         y, classes = encode_target(cleaned[data.target], data)
     features = cleaned.drop(columns=[data.target])
     table = features.assign(**{data.target: y})
-    try:
-        train, test = train_test_split(table, test_size=split.test_size, random_state=split.seed,
-                                       stratify=table[data.target] if classes else None)
-    except ValueError as err:  # e.g. a test split with fewer rows than there are classes
-        raise DataError(f"split.test_size {split.test_size}: cannot make a stratified split of {len(table)} rows "
-                        f"and {len(classes)} classes ({err}); raise split.test_size or add data") from err
+    if raw_test is None:
+        train, test = _split(table, spec, classes)
+        data_fingerprint = fingerprint(cleaned)
+    else:
+        held_out, test_notes = clean_test(raw_test, data, [str(c) for c in raw.columns], classes)
+        notes += test_notes
+        test_y = codes_of(held_out[data.target], classes) if classes else held_out[data.target]
+        train, test = table, held_out.assign(**{data.target: test_y})
+        data_fingerprint = fingerprint(cleaned, held_out)
     categorical = [c for c in data.categorical if c in features.columns]
     meta = RunMeta(
         train_path=str(files.train), test_path=str(files.test), target=data.target, task=task, classes=classes,
         positive_class=classes[1] if len(classes) == 2 else None,
         numeric=[c for c in features.columns if c not in categorical], categorical=categorical,
-        rows=len(table), train_rows=len(train),
+        rows=len(train) + len(test), train_rows=len(train),
         train_class_counts={classes[int(k)]: int(v) for k, v in train[data.target].value_counts().items()}
         if classes else {},
-        test_rows=len(test), fingerprint=fingerprint(cleaned), notes=notes, config_fingerprint=config,
+        test_rows=len(test), fingerprint=data_fingerprint, notes=notes, config_fingerprint=config,
     )
     if classes:
         check_folds(meta.train_class_counts, spec.cv.folds, data.target)
@@ -102,8 +115,12 @@ def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config:
     meta.write(files.meta)
     log.info("Cleaned data: %d rows, %d features (%d categorical), classes %s; fingerprint %s",
              meta.rows, features.shape[1], len(categorical), classes, meta.fingerprint[:12])
-    log.info("Split: %d train rows, %d test rows (%s, seed %d)", len(train), len(test),
-             "stratified" if classes else "not stratified: regression", split.seed)
+    if raw_test is None:
+        log.info("Split: %d train rows, %d test rows (%s, seed %d)", len(train), len(test),
+                 "stratified" if classes else "not stratified: regression", spec.split.seed)
+    else:
+        log.info("No split drawn: %d train rows from data.source, %d test rows from data.test_source",
+                 len(train), len(test))
     return meta
 
 
@@ -114,6 +131,18 @@ def _note_zero_target(y: pd.Series, notes: list[str]) -> None:
         notes.append(f"the target is 0 in {zeros} row(s): MAPE is not defined there, so it is NaN for every set "
                      "holding such a row (rank on rmse, mae or r2)")
         log.warning("Cleaning: %s", notes[-1])
+
+
+def _split(table: pd.DataFrame, spec: ExperimentSpec, classes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The one train/test split of ``table`` the spec's ``split`` asks for, stratified by class (not for a regression)."""
+    split = spec.split
+    try:
+        train, test = train_test_split(table, test_size=split.test_size, random_state=split.seed,
+                                       stratify=table[spec.data.target] if classes else None)
+    except ValueError as err:  # e.g. a test split with fewer rows than there are classes
+        raise DataError(f"split.test_size {split.test_size}: cannot make a stratified split of {len(table)} rows "
+                        f"and {len(classes)} classes ({err}); raise split.test_size or add data") from err
+    return train, test
 
 
 def check_folds(class_counts: dict[str, int], folds: int, target: str) -> None:

@@ -86,6 +86,59 @@ def clean(frame: pd.DataFrame, data: DataSpec, task: TaskKind = "classification"
     return frame[[*features, data.target]].reset_index(drop=True), notes
 
 
+def clean_test(frame: pd.DataFrame, data: DataSpec, train_columns: list[str],
+               classes: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The held-out test file cleaned like the training file: its columns, numeric features, its classes.
+
+    ``classes`` are the training file's classes; none for a regression, whose target must be numeric.
+
+    Nothing is learnt from these rows and none is dropped but those without a target: they are the
+    test set as given. Every error names the test file and the column.
+    """
+    where = f"data.test_source ({data.test_source})"
+    _check_same_columns([str(c) for c in frame.columns], train_columns, where)
+    notes: list[str] = []
+    try:
+        frame = _rows_with_target(frame[train_columns].drop(columns=data.drop), data, notes)
+        for column in frame.columns:
+            if column != data.target and column not in data.categorical:
+                frame[column] = _numeric(frame[column], column)
+        if not classes:  # a regression: the target is a quantity
+            frame[data.target] = _numeric(frame[data.target], data.target)
+    except DataError as err:
+        raise DataError(f"{where}: {err}") from None
+    if classes:
+        _check_test_labels(frame[data.target], classes, where, data.target)
+    features = [c for c in frame.columns if c != data.target]
+    return frame[[*features, data.target]].reset_index(drop=True), [f"test file: {n}" for n in notes]
+
+
+def _check_same_columns(columns: list[str], train_columns: list[str], where: str) -> None:
+    """The test file must have exactly the training file's columns (in any order)."""
+    missing = [c for c in train_columns if c not in columns]
+    extra = [c for c in columns if c not in train_columns]
+    if missing:
+        raise DataError(f"{where}: column(s) {_shorten(missing, 10)} of data.source are missing; give the test file "
+                        "the same columns as the training file (data.columns, when set, names both)")
+    if extra:
+        raise DataError(f"{where}: column(s) {_shorten(extra, 10)} are not in data.source; remove them from the test "
+                        "file, or add them to the training file too")
+
+
+def _check_test_labels(target: pd.Series, classes: list[str], where: str, name: str) -> None:
+    """Every test label must be a class the models learnt, and every class needs a test row for held-out metrics."""
+    labels = target.astype(str)
+    unseen = sorted(set(labels) - set(classes))
+    if unseen:
+        raise DataError(f'{where}: column "{name}" has label(s) {_shorten(unseen, 10)} that data.source never has '
+                        f"(its classes: {_shorten(classes)}); a model cannot predict a class it never learnt, so "
+                        "fix those labels or remove those rows")
+    absent = [c for c in classes if c not in set(labels)]
+    if absent:
+        raise DataError(f'{where}: column "{name}" has no row of class(es) {_shorten(absent, 10)}; held-out ROC-AUC '
+                        "and recall need every class of data.source, so add rows of them to the test file")
+
+
 def _rows_with_target(frame: pd.DataFrame, data: DataSpec, notes: list[str]) -> pd.DataFrame:
     """Drop rows without a target, and give the target one type (a CSV column with gaps reads 1 as 1.0)."""
     target = frame[data.target]

@@ -68,7 +68,8 @@ def _facts(board: Leaderboard) -> str:
     positive = f"; positive class {classes[-1]}" if len(classes) == 2 else ""
     return (f"Run {board.run_id}. Ranked on CV {board.metric} (mean of stratified {protocol.folds}-fold x "
             f"{protocol.repeats} on the training split{positive}). Rule: {board.ranking_rule}. "
-            f"Gates: {describe_gates(board.require)}. The held-out test split is reported, never used to choose.")
+            f"Gates: {describe_gates(board.require)}. The held-out test split is reported, never used to choose."
+            + (f" {board.sample.sentence()}" if board.sample else ""))
 
 
 def _figure(name: str, rank: int, path: StoragePath) -> Figure:

@@ -53,3 +53,12 @@ def storage_problem(url: str, writable: bool) -> str | None:
 def tracking_problem() -> str | None:
     """Why MLflow tracking cannot run here, or None."""
     return None if installed("mlflow") else f"MLflow tracking needs the mlflow package; {install_hint('mlflow')}"
+
+
+def spark_problem(remote: bool) -> str | None:
+    """Why ``data.engine: spark`` cannot run here (with ``remote``: through Spark Connect), or None."""
+    if not installed("pyspark"):
+        return f"engine spark needs the pyspark package; {install_hint('spark')}"
+    if remote and not installed("grpc"):
+        return "a Spark Connect server (spark.remote) needs the client packages: pip install 'pyspark[connect]'"
+    return None

@@ -59,6 +59,19 @@ class DownloadSpec(StrictModel):
     backoff_seconds: float = Field(1.0, ge=0, description="Wait before the first retry; doubled for each next one.")
 
 
+class SparkSpec(StrictModel):
+    """Where Spark runs for ``data.engine: spark``, and how much of the cleaned table the models train on."""
+
+    master: str = Field("local[*]", description="Spark master: local[*] (this worker's cores), local[2], "
+                        "spark://host:7077, yarn, ... Ignored when 'remote' is set.")
+    remote: str | None = Field(None, pattern=r"^sc://", description="A Spark Connect server, sc://host:15002: the "
+                               "data steps run on its cluster (needs the pyspark[connect] client packages).")
+    sample_rows: int = Field(100_000, ge=100, description="Models train on a stratified sample of at most this many "
+                             "rows of the cleaned table (all rows when it is smaller); the leaderboard and the model "
+                             "card say so.")
+    config: dict[str, str] = Field(default_factory=dict, description="Spark settings, e.g. {spark.driver.memory: 4g}.")
+
+
 class DataSpec(StrictModel):
     """Where the data comes from and which column is the target."""
 
@@ -84,6 +97,22 @@ class DataSpec(StrictModel):
         default_factory=list, description="Extra cell values that mean missing in a CSV file, e.g. ['?']."
     )
     download: DownloadSpec = Field(default_factory=DownloadSpec)
+    engine: Literal["pandas", "spark"] = Field(
+        "pandas", description="pandas: one worker reads the data into memory; spark: load, profile and clean with "
+        "Spark (the spark extra), the cleaned table written as Parquet.")
+    incremental: bool = Field(
+        False, description="engine spark: the source is a folder of dated partitions (one file or folder each); a "
+        "run cleans only the partitions no run trained on yet, appends them to the cleaned table, and is skipped "
+        "when none arrived.")
+    spark: SparkSpec = Field(default_factory=SparkSpec)
+
+    @model_validator(mode="after")
+    def _incremental_needs_spark(self) -> DataSpec:
+        if self.incremental and self.engine != "spark":
+            raise ValueError("'incremental: true' needs 'engine: spark' (the pandas engine reads one file)")
+        if self.incremental and self.source.startswith("sklearn:"):
+            raise ValueError("'incremental: true' needs a folder of partitions as 'source', not a scikit-learn loader")
+        return self
 
     @model_validator(mode="after")
     def _columns_need_no_header(self) -> DataSpec:
@@ -341,7 +370,7 @@ def config_fingerprint(spec: ExperimentSpec, catalog: Catalog, models: list[str]
     """
     chosen = [m for m in spec.models if m.label in models]
     payload = {
-        "data": spec.data.model_dump(exclude={"download"}),
+        "data": spec.data.model_dump(exclude={"download": True, "spark": {"master", "remote", "config"}}),
         "split": spec.split.model_dump(),
         "cv": spec.cv.model_dump(),
         "selection": spec.selection.model_dump(),

@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from dag_factory.artifacts.layout import RunFiles
-from dag_factory.artifacts.records import RunMeta
+from dag_factory.artifacts.records import RunMeta, TrainingSample
 from dag_factory.errors import DataError
 from dag_factory.spec.schema import DataSpec, ExperimentSpec
 from dag_factory.steps.validate import clean, positive_label
@@ -48,8 +48,17 @@ def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config:
     ``config`` is the run's config fingerprint, recorded with the data's. Refuses, before any
     model trains, a split that cannot be stratified and a class smaller than the CV folds.
     """
+    cleaned, notes = clean(raw, spec.data)
+    return split_cleaned(cleaned, notes, spec, files, config, fingerprint(cleaned))
+
+
+def split_cleaned(cleaned: pd.DataFrame, notes: list[str], spec: ExperimentSpec, files: RunFiles, config: str,
+                  data_fingerprint: str, sample: TrainingSample | None = None) -> RunMeta:
+    """Encode the target of a cleaned table (features, then the target), split it, write the splits and meta.json.
+
+    The one split of both engines: the Spark engine hands over its cleaned table (or a sample of it).
+    """
     data, split = spec.data, spec.split
-    cleaned, notes = clean(raw, data)
     y, classes = encode_target(cleaned[data.target], data)
     features = cleaned.drop(columns=[data.target])
     table = features.assign(**{data.target: y})
@@ -67,7 +76,7 @@ def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config:
         numeric=[c for c in features.columns if c not in categorical], categorical=categorical,
         rows=len(table), train_rows=len(train),
         train_class_counts={classes[int(k)]: int(v) for k, v in train[data.target].value_counts().items()},
-        test_rows=len(test), fingerprint=fingerprint(cleaned), notes=notes, config_fingerprint=config,
+        test_rows=len(test), fingerprint=data_fingerprint, notes=notes, config_fingerprint=config, sample=sample,
     )
     check_folds(meta.train_class_counts, spec.cv.folds, data.target)
     write_parquet(train, files.train)

@@ -83,3 +83,71 @@ def test_same_leaderboard_as_pandas_engine(tmp_path: Path) -> None:
     cleaned = RunFiles(tmp_path / "spark" / "runs" / "wdbc" / "r1").cleaned
     assert sorted(p.name for p in cleaned.glob("__partition=*")) == [
         "__partition=2026-01-01.parquet", "__partition=2026-01-02.parquet", "__partition=2026-01-03.parquet"]
+
+
+def test_new_partition_between_runs_and_a_corrupt_one(tmp_path: Path) -> None:
+    """Each run cleans only the partitions no run trained on; none new: skipped; a corrupt one: named, nothing lost."""
+    frame = wdbc_frame()
+    source = partitioned(tmp_path / "days", frame.iloc[:380], ["2026-01-01", "2026-01-02"])
+    spec = spec_for(tmp_path, "daily", source, SPARK + "  incremental: true\n")
+    results = tmp_path / "results"
+    run_steps(spec, results, "day2", force=False)
+    assert sorted(seen(results, "daily").partitions) == ["2026-01-01.parquet", "2026-01-02.parquet"]
+
+    with pytest.raises(NothingToDo, match="no new partition in .* newest 2026-01-02.parquet"):
+        run_steps(spec, results, "day2_again", force=False)
+    assert "training skipped" in (RunFiles(results / "runs" / "daily" / "day2_again").skipped.read_text())
+
+    frame.iloc[380:].to_parquet(source / "2026-01-03.parquet", index=False)
+    folder = run_steps(spec, results, "day3", force=False)
+    files = RunFiles(folder)
+    assert [p.name for p in (files.raw).glob("*.parquet")]  # the raw copy holds this run's partition only:
+    assert pd.read_parquet(files.raw).shape[0] == len(frame) - 380
+    meta = RunMeta.read(files.meta)
+    assert meta.rows == len(frame)  # ... and the models trained on all three partitions
+    assert sorted(seen(results, "daily").partitions) == [f"2026-01-0{d}.parquet" for d in (1, 2, 3)]
+
+    table = table_dir(results, "daily") / "cleaned"
+    before = sorted((p.relative_to(table), p.stat().st_mtime_ns) for p in table.rglob("*.parquet"))
+    champion = champion_identity(results, "daily")
+    (source / "2026-01-04.parquet").write_bytes(b"PAR1 this is not a Parquet file")
+    with pytest.raises(DataError, match=r"partition 2026-01-04.parquet .* is not a valid PARQUET file .* fix or remove"):
+        run_steps(spec, results, "day4", force=False)
+    assert sorted((p.relative_to(table), p.stat().st_mtime_ns) for p in table.rglob("*.parquet")) == before
+    assert sorted(seen(results, "daily").partitions) == [f"2026-01-0{d}.parquet" for d in (1, 2, 3)]
+    assert champion_identity(results, "daily") == champion
+
+
+def test_models_train_on_a_stratified_reproducible_sample(tmp_path: Path) -> None:
+    """sample_rows below the table's size: a stratified sample of that size, the same each run, said everywhere."""
+    frame = wdbc_frame()
+    source = partitioned(tmp_path / "days", frame, ["2026-01-01", "2026-01-02"])
+    spec = spec_for(tmp_path, "sampled", source, SPARK + "  spark: {sample_rows: 200}\n")
+    first, meta = prepare(spec, tmp_path / "a", "r1")
+    second, _ = prepare(spec, tmp_path / "b", "r1")
+    assert meta["sample"]["rows"] == 200 and meta["sample"]["of_rows"] == len(frame)
+    assert meta["rows"] == 200
+    counts = {**meta["train_class_counts"]}
+    test = pd.read_parquet(RunFiles(first).test)
+    malignant = counts["M"] + int((test["diagnosis"] == 1).sum())
+    assert malignant == round(200 * (frame["diagnosis"] == "M").sum() / len(frame))  # the classes' shares kept
+    pd.testing.assert_frame_equal(pd.read_parquet(RunFiles(first).train), pd.read_parquet(RunFiles(second).train))
+
+    board = board_of(run_steps(spec, tmp_path / "a", "r2"))
+    assert "stratified sample of 200 of the 569 rows" in leaderboard_table(board)
+    card = (tmp_path / "a" / "best" / "sampled" / "model_card.md").read_text()
+    assert "stratified sample of 200 of the 569 rows" in card
+
+
+@pytest.mark.parametrize("engine", ["", SPARK], ids=["pandas", "spark"])
+def test_bad_data_gets_the_pandas_engines_sentence(tmp_path: Path, engine: str) -> None:
+    """A non-numeric value in a feature: both engines stop with the same sentence, naming the column and values."""
+    frame = wdbc_frame().astype({"radius_mean": object})
+    frame.loc[[3, 7], "radius_mean"] = "about 12"
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    spec = spec_for(tmp_path, "bad", tmp_path / "bad.csv", engine)
+    with pytest.raises(DataError) as raised:
+        prepare(spec, tmp_path / "results", "r1")
+    assert str(raised.value) == ('data: column "radius_mean" should be numeric but has 2 non-numeric value(s), '
+                                 "e.g. 'about 12'; fix the data, list such markers of a missing value under "
+                                 "data.missing_values, or list the column under data.categorical or data.drop")

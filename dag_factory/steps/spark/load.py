@@ -82,11 +82,13 @@ def _read(spark: SparkSession, partition: Partition, data: DataSpec) -> DataFram
 
 
 def _typed(frame: DataFrame, names: list[str], data: DataSpec) -> DataFrame:
-    """CSV text as the pandas engine reads it: missing-value markers as nulls, numeric columns as numbers."""
+    """CSV text as the pandas engine reads it: missing-value markers (pandas' own and the spec's) as nulls, numeric
+    columns as numbers."""
+    from pandas._libs.parsers import STR_NA_VALUES
     from pyspark.sql import functions as F
 
-    markers = list(data.missing_values)
-    texts = {n: F.when(F.col(n).isin(markers), None).otherwise(F.col(n)) if markers else F.col(n) for n in names}
+    markers = sorted(STR_NA_VALUES | set(data.missing_values))
+    texts = {n: F.when(F.col(n).isin(markers), None).otherwise(F.col(n)) for n in names}
     frame = frame.select(*[texts[n].alias(n) for n in names], *ORDER)
     bad = frame.agg(*[F.sum((F.col(n).isNotNull() & F.col(n).try_cast("double").isNull()).cast("long")).alias(n)
                       for n in names]).first()

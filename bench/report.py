@@ -10,7 +10,7 @@ from overhead import IMPORT_FLOOR
 INTRO = """# Benchmarks
 
 What the factory costs, measured on the project's CI machine with `make bench` (or
-`cd bench && ../.venv/bin/python run.py parse overhead data install parallel integrations`). Every figure
+`cd bench && ../.venv/bin/python run.py parse overhead data install parallel integrations spark`). Every figure
 is the median of repeated runs with min and max beside it, unless a table says otherwise.
 Raw numbers: `bench/results/*.json`. Re-running overwrites them and this file.
 """
@@ -76,6 +76,24 @@ def data_section(r: dict) -> list[str]:
     return lines + ["", machine_line(r), ""]
 
 
+def spark_section(r: dict) -> list[str]:
+    s = r["spark"]
+    lines = ["## 7. Large data on the Spark engine", "",
+             f"The data-size experiment (50 float32 features, logistic regression and XGBoost, {r['cv_folds']}-fold CV) "
+             f"with `data.engine: spark`, Spark in local mode (`{s['master']}`, driver memory {s['driver_memory']}) on "
+             f"Parquet partitions of 1M rows; the models train on the engine's stratified sample of "
+             f"{s['sample_rows']:,} rows. Each step in its own process; peak RSS of its process tree (Python and the "
+             "JVM), sampled every 0.2 s. One run per size.", "",
+             "| rows | step | wall time | peak RSS (tree) |", "|---:|---|---:|---:|"]
+    for size in r["rows"]:
+        for step in size["steps"]:
+            name = step["step"] + (f" {step['model']}" if step["model"] else "")
+            lines.append(f"| {size['rows']:,} | {name} | {step['seconds']:.1f} s | {step['tree_peak_rss_mib']:.0f} MiB |")
+        lines.append(f"| {size['rows']:,} | **all steps** | **{size['total_seconds']:.1f} s** | "
+                     f"**max {size['max_tree_peak_rss_mib']:.0f} MiB** |")
+    return lines + ["", machine_line(r), ""]
+
+
 def install_section(r: dict) -> list[str]:
     d = r["default_install"]
     lines = ["## 5. Install", "",
@@ -114,7 +132,8 @@ def parallel_section(r: dict) -> list[str]:
 
 
 SECTIONS = (("parse", parse_section), ("overhead", overhead_section), ("parallel", parallel_section),
-            ("data_size", data_section), ("install", install_section), ("integrations", integrations_section))
+            ("data_size", data_section), ("install", install_section), ("integrations", integrations_section),
+            ("spark", spark_section))
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Run the benchmarks and write BENCHMARKS.md. Usage: python run.py [parse|overhead|data|install|parallel|integrations ...]"""
+"""Run the benchmarks and write BENCHMARKS.md. Usage: python run.py [parse|overhead|data|install|parallel|integrations|spark ...]"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from common import save
 
 BENCHMARKS = {"parse": "parse", "overhead": "overhead", "data": "data_size", "install": "install",
-              "parallel": "parallel", "integrations": "integrations"}
+              "parallel": "parallel", "integrations": "integrations", "spark": "spark"}
 
 
 def main(names: list[str]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_helpers import champion_identity, load_spec, prepare, run_steps, wdbc_frame
+from data_helpers import SPARK, champion_identity, load_spec, prepare, run_steps, small_frame, small_spec
 from dag_factory.artifacts.layout import RunFiles, table_dir
 from dag_factory.artifacts.records import Leaderboard, RunMeta
 from dag_factory.errors import DataError, NothingToDo
@@ -19,22 +19,6 @@ from dag_factory.steps.partitions import seen
 
 pytestmark = pytest.mark.spark
 
-SPEC = """\
-experiment: {name}
-retries: 0
-data:
-  source: "{source}"
-  target: diagnosis
-  positive_class: M
-  drop: [id]
-{extra}
-cv: {{folds: 3, repeats: 2, seed: 1}}
-models:
-  - model: logistic_regression
-  - model: random_forest
-    params: {{n_estimators: 20}}
-"""
-SPARK = "  engine: spark\n"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -58,7 +42,7 @@ def partitioned(folder: Path, frame: pd.DataFrame, days: list[str]) -> Path:
 
 
 def spec_for(tmp: Path, name: str, source: Path, extra: str = SPARK):
-    return load_spec(tmp, SPEC.format(name=name, source=source, extra=extra))
+    return load_spec(tmp, small_spec(name, source, extra))
 
 
 def board_of(folder: Path) -> Leaderboard:
@@ -67,7 +51,7 @@ def board_of(folder: Path) -> Leaderboard:
 
 def test_same_leaderboard_as_pandas_engine(tmp_path: Path) -> None:
     """Partitions read by Spark train exactly as their concatenation read by pandas: same splits, same scores."""
-    frame = wdbc_frame()
+    frame = small_frame()
     source = partitioned(tmp_path / "days", frame, ["2026-01-01", "2026-01-02", "2026-01-03"])
     whole = tmp_path / "whole.parquet"
     frame.to_parquet(whole, index=False)
@@ -87,7 +71,7 @@ def test_same_leaderboard_as_pandas_engine(tmp_path: Path) -> None:
 
 def test_new_partition_between_runs_and_a_corrupt_one(tmp_path: Path) -> None:
     """Each run cleans only the partitions no run trained on; none new: skipped; a corrupt one: named, nothing lost."""
-    frame = wdbc_frame()
+    frame = small_frame()
     source = partitioned(tmp_path / "days", frame.iloc[:380], ["2026-01-01", "2026-01-02"])
     spec = spec_for(tmp_path, "daily", source, SPARK + "  incremental: true\n")
     results = tmp_path / "results"
@@ -120,7 +104,7 @@ def test_new_partition_between_runs_and_a_corrupt_one(tmp_path: Path) -> None:
 
 def test_models_train_on_a_stratified_reproducible_sample(tmp_path: Path) -> None:
     """sample_rows below the table's size: a stratified sample of that size, the same each run, said everywhere."""
-    frame = wdbc_frame()
+    frame = small_frame()
     source = partitioned(tmp_path / "days", frame, ["2026-01-01", "2026-01-02"])
     spec = spec_for(tmp_path, "sampled", source, SPARK + "  spark: {sample_rows: 200}\n")
     first, meta = prepare(spec, tmp_path / "a", "r1")
@@ -142,7 +126,7 @@ def test_models_train_on_a_stratified_reproducible_sample(tmp_path: Path) -> Non
 @pytest.mark.parametrize("engine", ["", SPARK], ids=["pandas", "spark"])
 def test_bad_data_gets_the_pandas_engines_sentence(tmp_path: Path, engine: str) -> None:
     """A non-numeric value in a feature: both engines stop with the same sentence, naming the column and values."""
-    frame = wdbc_frame().astype({"radius_mean": object})
+    frame = small_frame().astype({"radius_mean": object})
     frame.loc[[3, 7], "radius_mean"] = "about 12"
     frame.to_csv(tmp_path / "bad.csv", index=False)
     spec = spec_for(tmp_path, "bad", tmp_path / "bad.csv", engine)

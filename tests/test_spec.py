@@ -211,3 +211,22 @@ def test_a_spec_needing_a_missing_extra_names_the_extra_to_install(tmp_path, mon
         load_experiment(path, load_catalog(REPO / "models")[0])
     assert f"{where}: " in str(refused.value)
     assert f"install the {extra} extra: pip install 'dag-factory-experiments[{extra}]'" in str(refused.value)
+
+
+def test_daily_spark_example_is_a_valid_spec(monkeypatch) -> None:
+    """The README's daily example on the Spark engine reads as it says (its data folder added to the data roots)."""
+    from dag_factory.spec.loader import load_catalog, load_experiment
+
+    monkeypatch.setenv("DAG_FACTORY_DATA_ROOTS", "/srv/data")
+    spec = load_experiment(REPO / "examples" / "daily_partitions.yaml", load_catalog(REPO / "models")[0])
+    assert (spec.schedule, spec.data.engine, spec.data.incremental) == ("@daily", "spark", True)
+    assert spec.data.spark.sample_rows == 200_000
+
+
+def test_incremental_data_needs_the_spark_engine() -> None:
+    from pydantic import ValidationError
+
+    from dag_factory.spec.schema import DataSpec
+
+    with pytest.raises(ValidationError, match="'incremental: true' needs 'engine: spark'"):
+        DataSpec(source="data/days", incremental=True)

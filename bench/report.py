@@ -67,13 +67,19 @@ def data_section(r: dict) -> list[str]:
              f"XGBoost (hist, 100 trees), {r['cv_folds']}-fold CV. Each step in its own process, as an Airflow task; "
              "one run per size.", "",
              "| rows | step | wall time | peak RSS |", "|---:|---|---:|---:|"]
-    for size in r["rows"]:
+    return lines + step_rows(r["rows"], "peak_rss_mib", "max_peak_rss_mib") + ["", machine_line(r), ""]
+
+
+def step_rows(sizes: list[dict], peak: str, max_peak: str) -> list[str]:
+    """One table row per step of each size, then the size's total time and largest peak."""
+    lines = []
+    for size in sizes:
         for s in size["steps"]:
             name = s["step"] + (f" {s['model']}" if s["model"] else "")
-            lines.append(f"| {size['rows']:,} | {name} | {s['seconds']:.1f} s | {s['peak_rss_mib']:.0f} MiB |")
+            lines.append(f"| {size['rows']:,} | {name} | {s['seconds']:.1f} s | {s[peak]:.0f} MiB |")
         lines.append(f"| {size['rows']:,} | **all steps** | **{size['total_seconds']:.1f} s** | "
-                     f"**max {size['max_peak_rss_mib']:.0f} MiB** |")
-    return lines + ["", machine_line(r), ""]
+                     f"**max {size[max_peak]:.0f} MiB** |")
+    return lines
 
 
 def spark_section(r: dict) -> list[str]:
@@ -85,13 +91,7 @@ def spark_section(r: dict) -> list[str]:
              f"{s['sample_rows']:,} rows. Each step in its own process; peak RSS of its process tree (Python and the "
              "JVM), sampled every 0.2 s. One run per size.", "",
              "| rows | step | wall time | peak RSS (tree) |", "|---:|---|---:|---:|"]
-    for size in r["rows"]:
-        for step in size["steps"]:
-            name = step["step"] + (f" {step['model']}" if step["model"] else "")
-            lines.append(f"| {size['rows']:,} | {name} | {step['seconds']:.1f} s | {step['tree_peak_rss_mib']:.0f} MiB |")
-        lines.append(f"| {size['rows']:,} | **all steps** | **{size['total_seconds']:.1f} s** | "
-                     f"**max {size['max_tree_peak_rss_mib']:.0f} MiB** |")
-    return lines + ["", machine_line(r), ""]
+    return lines + step_rows(r["rows"], "tree_peak_rss_mib", "max_tree_peak_rss_mib") + ["", machine_line(r), ""]
 
 
 def install_section(r: dict) -> list[str]:

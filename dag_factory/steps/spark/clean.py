@@ -5,21 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dag_factory.spec.schema import DataSpec
-from dag_factory.steps.spark.load import ORDER, data_columns
+from dag_factory.steps.spark.load import ORDER, column, data_columns
 from dag_factory.steps.validate import (
     check_classes, check_columns, check_features, check_min_rows, check_missing_share, check_target_rows,
     empty_column_error, non_numeric_error, note_duplicates,
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
-
-
-def column(name: str) -> Column:
-    """A column by its name as written in the data (dots, spaces and backticks included)."""
-    from pyspark.sql import functions as F
-
-    return F.col("`" + name.replace("`", "``") + "`")
+    from pyspark.sql import DataFrame
 
 
 def clean(raw: DataFrame, data: DataSpec) -> tuple[DataFrame, list[str]]:

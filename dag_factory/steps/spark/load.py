@@ -14,7 +14,7 @@ from dag_factory.spec.schema import DataSpec
 from dag_factory.steps.partitions import Partition
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 PARTITION = "__partition"
 #: The columns that say where a row came from, in the source's order.
@@ -49,6 +49,13 @@ def write_raw(table: DataFrame, partitions: list[Partition], target: Path, spark
     return spark.read.parquet(str(target)).count()
 
 
+def column(name: str) -> Column:
+    """A column by its name as written in the data (dots, spaces and backticks included)."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
 def data_columns(frame: DataFrame) -> list[str]:
     """The columns of the data itself, without the ``ORDER`` columns."""
     return [c for c in frame.columns if c not in ORDER]
@@ -75,7 +82,7 @@ def _read(spark: SparkSession, partition: Partition, data: DataSpec) -> DataFram
     elif not data.header:
         names = [f"col_{i}" for i in range(len(names))]
     frame = frame.select(
-        *[F.col(f"`{old}`").alias(new) for old, new in zip(frame.columns, names, strict=True)],
+        *[column(old).alias(new) for old, new in zip(frame.columns, names, strict=True)],
         F.lit(partition.name).alias(PARTITION), F.col("_metadata.file_path").alias("__file"),
         F.col("_metadata.file_block_start").alias("__block"), F.monotonically_increasing_id().alias("__row"))
     return _typed(frame, names, data) if kind == "csv" else frame
@@ -88,12 +95,12 @@ def _typed(frame: DataFrame, names: list[str], data: DataSpec) -> DataFrame:
     from pyspark.sql import functions as F
 
     markers = sorted(STR_NA_VALUES | set(data.missing_values))
-    texts = {n: F.when(F.col(n).isin(markers), None).otherwise(F.col(n)) for n in names}
+    texts = {n: F.when(column(n).isin(markers), None).otherwise(column(n)) for n in names}
     frame = frame.select(*[texts[n].alias(n) for n in names], *ORDER)
-    bad = frame.agg(*[F.sum((F.col(n).isNotNull() & F.col(n).try_cast("double").isNull()).cast("long")).alias(n)
+    bad = frame.agg(*[F.sum((column(n).isNotNull() & column(n).try_cast("double").isNull()).cast("long")).alias(n)
                       for n in names]).first()
     numeric = {n for n in names if not (bad[n] or 0)}
-    return frame.select(*[F.col(n).try_cast("double").alias(n) if n in numeric else F.col(n) for n in names], *ORDER)
+    return frame.select(*[column(n).try_cast("double").alias(n) if n in numeric else column(n) for n in names], *ORDER)
 
 
 def _format(path: Path, data: DataSpec) -> str:

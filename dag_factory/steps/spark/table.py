@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 from dag_factory.artifacts.records import PartitionStats, TrainingSample
 from dag_factory.spec.schema import ExperimentSpec
-from dag_factory.steps.spark.clean import column
-from dag_factory.steps.spark.load import ORDER, PARTITION, data_columns
+from dag_factory.steps.spark.load import ORDER, PARTITION, column, data_columns
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -86,9 +86,11 @@ def _correlations(frame: DataFrame, data: DataSpec, numeric: list[str], top: int
     wanted = str(data.positive_class)
     if data.positive_class is not None and len(labels) == 2 and wanted in labels:
         labels = [wanted]
-    text = column(data.target).cast("string")
-    row = frame.agg(*[F.corr(column(c).cast("double"), (text == label).cast("double")).alias(f"c{j}_{i}")
-                      for j, label in enumerate(labels) for i, c in enumerate(numeric)]).first().asDict()
+    text = column(data.target).cast("string")  # once per row, not once per column: the indicators come first
+    frame = frame.select(*[column(c).cast("double").alias(f"x{i}") for i, c in enumerate(numeric)],
+                         *[(text == label).cast("double").alias(f"y{j}") for j, label in enumerate(labels)])
+    row = frame.agg(*[F.corr(f"x{i}", f"y{j}").alias(f"c{j}_{i}")
+                      for j, _ in enumerate(labels) for i, _ in enumerate(numeric)]).first().asDict()
     best: dict[str, float] = {}
     for j, _ in enumerate(labels):
         for i, c in enumerate(numeric):

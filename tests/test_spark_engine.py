@@ -12,7 +12,7 @@ import pytest
 
 from data_helpers import SPARK, champion_identity, load_spec, prepare, run_steps, small_frame, small_spec
 from dag_factory.artifacts.layout import RunFiles, table_dir
-from dag_factory.artifacts.records import Leaderboard, RunMeta
+from dag_factory.artifacts.records import DataProfile, Leaderboard, RunMeta
 from dag_factory.errors import DataError, NothingToDo
 from dag_factory.render.tables import leaderboard_table
 from dag_factory.steps.partitions import seen
@@ -64,6 +64,11 @@ def test_same_leaderboard_as_pandas_engine(tmp_path: Path) -> None:
         assert a.fold_scores["roc_auc"] == pytest.approx(b.fold_scores["roc_auc"], abs=1e-9)
         assert a.test == pytest.approx(b.test, abs=1e-9)
     assert on_spark.sample is not None and on_spark.sample.rows == on_spark.sample.of_rows == len(frame)
+    profiles = [DataProfile.read(RunFiles(tmp_path / e / "runs" / "wdbc" / "r1").profile_json) for e in ("spark", "pandas")]
+    assert profiles[0].class_balance == profiles[1].class_balance
+    assert [c.column for c in profiles[0].top_correlations] == [c.column for c in profiles[1].top_correlations]
+    assert [c.correlation for c in profiles[0].top_correlations] == pytest.approx(
+        [c.correlation for c in profiles[1].top_correlations], abs=1e-4)
     cleaned = RunFiles(tmp_path / "spark" / "runs" / "wdbc" / "r1").cleaned
     assert sorted(p.name for p in cleaned.glob("__partition=*")) == [
         "__partition=2026-01-01.parquet", "__partition=2026-01-02.parquet", "__partition=2026-01-03.parquet"]

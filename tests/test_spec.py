@@ -230,3 +230,18 @@ def test_incremental_data_needs_the_spark_engine() -> None:
 
     with pytest.raises(ValidationError, match="'incremental: true' needs 'engine: spark'"):
         DataSpec(source="data/days", incremental=True)
+
+
+def test_spark_engine_without_pyspark_is_refused_with_the_extra(tmp_path, monkeypatch) -> None:
+    from dag_factory.errors import SpecError
+    from dag_factory.spec import extras
+    from dag_factory.spec.loader import load_catalog, load_experiment
+
+    monkeypatch.setattr(extras, "installed", lambda module: module != "pyspark")
+    (tmp_path / "experiments").mkdir()
+    path = tmp_path / "experiments" / "big.yaml"
+    path.write_text("experiment: big\ndata:\n  source: data/big.parquet\n  engine: spark\n"
+                    "models: [{model: logistic_regression}]\n")
+    with pytest.raises(SpecError, match=r"data.engine \(line 4\): engine spark needs the pyspark package; "
+                                        r"install the spark extra"):
+        load_experiment(path, load_catalog(REPO / "models")[0])

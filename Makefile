@@ -58,7 +58,7 @@ validate: setup
 ui: setup
 	$(BIN)/dag-factory ui --port $(PORT)
 
-## Benchmarks (see BENCHMARKS.md); BENCH=parse|overhead|data|install|parallel|integrations, default all.
+## Benchmarks (see BENCHMARKS.md); BENCH=parse|overhead|data|install|parallel|integrations|spark, default all.
 bench: setup
 	cd bench && ../$(BIN)/python run.py $(BENCH)
 

@@ -10,8 +10,8 @@ from overhead import IMPORT_FLOOR
 INTRO = """# Benchmarks
 
 What the factory costs, measured on the project's CI machine with `make bench` (or
-`cd bench && ../.venv/bin/python run.py parse parse_compare overhead scheduler data install parallel integrations`). Every figure
-is the median of repeated runs with min and max beside it, unless a table says otherwise.
+`cd bench && ../.venv/bin/python run.py parse parse_compare overhead scheduler data install parallel integrations spark`).
+Every figure is the median of repeated runs with min and max beside it, unless a table says otherwise.
 Raw numbers: `bench/results/*.json`. Re-running overwrites them and this file.
 """
 
@@ -94,13 +94,31 @@ def data_section(r: dict) -> list[str]:
              f"XGBoost (hist, 100 trees), {r['cv_folds']}-fold CV. Each step in its own process, as an Airflow task; "
              "one run per size.", "",
              "| rows | step | wall time | peak RSS |", "|---:|---|---:|---:|"]
-    for size in r["rows"]:
+    return lines + step_rows(r["rows"], "peak_rss_mib", "max_peak_rss_mib") + ["", machine_line(r), ""]
+
+
+def step_rows(sizes: list[dict], peak: str, max_peak: str) -> list[str]:
+    """One table row per step of each size, then the size's total time and largest peak."""
+    lines = []
+    for size in sizes:
         for s in size["steps"]:
             name = s["step"] + (f" {s['model']}" if s["model"] else "")
-            lines.append(f"| {size['rows']:,} | {name} | {s['seconds']:.1f} s | {s['peak_rss_mib']:.0f} MiB |")
+            lines.append(f"| {size['rows']:,} | {name} | {s['seconds']:.1f} s | {s[peak]:.0f} MiB |")
         lines.append(f"| {size['rows']:,} | **all steps** | **{size['total_seconds']:.1f} s** | "
-                     f"**max {size['max_peak_rss_mib']:.0f} MiB** |")
-    return lines + ["", machine_line(r), ""]
+                     f"**max {size[max_peak]:.0f} MiB** |")
+    return lines
+
+
+def spark_section(r: dict) -> list[str]:
+    s = r["spark"]
+    lines = ["## 7. Large data on the Spark engine", "",
+             f"The data-size experiment (50 float32 features, logistic regression and XGBoost, {r['cv_folds']}-fold CV) "
+             f"with `data.engine: spark`, Spark in local mode (`{s['master']}`, driver memory {s['driver_memory']}) on "
+             f"Parquet partitions of 1M rows; the models train on the engine's stratified sample of "
+             f"{s['sample_rows']:,} rows. Each step in its own process; peak RSS of its process tree (Python and the "
+             "JVM), sampled every 0.2 s. One run per size.", "",
+             "| rows | step | wall time | peak RSS (tree) |", "|---:|---|---:|---:|"]
+    return lines + step_rows(r["rows"], "tree_peak_rss_mib", "max_tree_peak_rss_mib") + ["", machine_line(r), ""]
 
 
 def install_section(r: dict) -> list[str]:
@@ -142,7 +160,7 @@ def parallel_section(r: dict) -> list[str]:
 
 SECTIONS = (("parse", parse_section), ("parse_compare", parse_compare_section), ("overhead", overhead_section),
             ("scheduler", scheduler_section), ("parallel", parallel_section), ("data_size", data_section),
-            ("install", install_section), ("integrations", integrations_section))
+            ("install", install_section), ("integrations", integrations_section), ("spark", spark_section))
 
 
 def main() -> None:

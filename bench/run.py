@@ -1,4 +1,7 @@
-"""Run the benchmarks and write BENCHMARKS.md. Usage: python run.py [parse|parse_compare|overhead|data|install|parallel|scheduler|integrations ...]"""
+"""Run the benchmarks and write BENCHMARKS.md.
+
+Usage: python run.py [parse|parse_compare|overhead|data|install|parallel|scheduler|integrations|spark ...]
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ import sys
 
 from common import save
 
-BENCHMARKS = {"parse": "parse", "parse_compare": "parse_compare", "overhead": "overhead", "data": "data_size", "install": "install",
-              "parallel": "parallel", "scheduler": "scheduler", "integrations": "integrations"}
+BENCHMARKS = {"parse": "parse", "parse_compare": "parse_compare", "overhead": "overhead", "data": "data_size",
+              "install": "install", "parallel": "parallel", "scheduler": "scheduler", "integrations": "integrations",
+              "spark": "spark"}
 
 
 def main(names: list[str]) -> None:

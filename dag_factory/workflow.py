@@ -39,6 +39,7 @@ from dag_factory.steps.profile import profile as profile_data
 from dag_factory.steps.promote import promote as promote_winner
 from dag_factory.steps.baseline import baseline_row
 from dag_factory.steps.select import select as select_winner
+from dag_factory.steps.partitions import record_seen
 from dag_factory.steps.share import share_in_drive
 from dag_factory.steps.skip import record_training, unchanged_reason
 from dag_factory.steps.train import train_model
@@ -91,6 +92,8 @@ def load(run: Run) -> dict[str, Any]:
     files, data = run.files, run.spec.data
     require_bucket(files.folder)
     _sweep_killed_runs(run)
+    if run.spec.data.engine == "spark":
+        return _load_with_spark(run)
     summary: dict[str, Any] = {}
     with recording_stop_reason(files), local_folder(files.download_cache) as cache:
         run.tracker.start()
@@ -103,6 +106,28 @@ def load(run: Run) -> dict[str, Any]:
             summary |= {f"{prefix}raw_path": str(target), f"{prefix}rows": int(len(frame)),
                         f"{prefix}columns": int(frame.shape[1]), key: origin}
     return summary
+
+
+def _load_with_spark(run: Run) -> dict[str, Any]:
+    """The Spark engine's load: the partitions to process into data/raw.parquet, or a skip when none arrived."""
+    from dag_factory.steps.spark import engine
+
+    files = run.files
+    files.skipped.unlink(missing_ok=True)
+    with recording_stop_reason(files):
+        run.tracker.start()
+        summary, skip = engine.load(run.spec, files, run.results, run.project_root, run.force)
+    if skip:
+        _skip(run, skip)
+    log.info("Loaded %s rows from %s into %s", f"{summary['rows']:,}", summary["source"], files.raw)
+    return summary
+
+
+def _skip(run: Run, reason: str) -> None:
+    """Stop the run as skipped: the reason in data/skipped.json (and MLflow), then NothingToDo."""
+    SkipNote(reason=reason).write(run.files.skipped)
+    run.tracker.note_skip(reason)
+    raise NothingToDo(reason)
 
 
 def _sweep_killed_runs(run: Run) -> None:
@@ -118,7 +143,12 @@ def _sweep_killed_runs(run: Run) -> None:
 def profile(run: Run) -> dict[str, Any]:
     """Profile the raw data into profile.json and profile.md."""
     files = run.files
-    summary = profile_data(read_parquet(files.raw), run.spec.data, task=run.spec.task)
+    if run.spec.data.engine == "spark":
+        from dag_factory.steps.spark import engine
+
+        summary = engine.profile(run.spec, files)
+    else:
+        summary = profile_data(read_parquet(files.raw), run.spec.data, task=run.spec.task)
     log_profile(summary)
     summary.write(files.profile_json)
     write_text(files.profile_md, profile_markdown(summary))
@@ -133,17 +163,24 @@ def preprocess(run: Run) -> dict[str, Any]:
     files.skipped.unlink(missing_ok=True)
     config = config_fingerprint(run.spec, run.catalog, list(run.models))
     with recording_stop_reason(files):
-        raw_test = read_parquet(files.raw_test) if run.spec.data.test_source else None
-        meta = preprocess_data(read_parquet(files.raw), run.spec, files, config, run.catalog, raw_test)
+        meta = _prepare(run, config)
         run.tracker.log_data(DataProfile.read(files.profile_json), meta)
         champion = current_card(run.results, run.spec.experiment)  # a champion changed after promotion stops the run
     reason = unchanged_reason(meta, champion, run.results, run.spec.experiment)
     if reason and not run.force:
-        SkipNote(reason=reason).write(files.skipped)
-        run.tracker.note_skip(reason)
-        raise NothingToDo(reason)
+        _skip(run, reason)
     return {"rows": meta.rows, "train_rows": meta.train_rows, "test_rows": meta.test_rows, "classes": meta.classes,
             "fingerprint": meta.fingerprint}
+
+
+def _prepare(run: Run, config: str) -> RunMeta:
+    """Clean and split with the spec's engine."""
+    if run.spec.data.engine == "spark":
+        from dag_factory.steps.spark import engine
+
+        return engine.preprocess(run.spec, run.files, run.results, run.run_id, config)
+    raw_test = read_parquet(run.files.raw_test) if run.spec.data.test_source else None
+    return preprocess_data(read_parquet(run.files.raw), run.spec, run.files, config, run.catalog, raw_test)
 
 
 @contextmanager
@@ -231,6 +268,7 @@ def promote(run: Run, approval: dict[str, Any] | None = None) -> dict[str, Any]:
                                   approval=None if approval is None else Approval.model_validate(approval))
     board = Leaderboard.read(files.leaderboard)
     record_training(meta, board.run_id, run.results, experiment)
+    record_seen(files, run.results, experiment)
     winner = board.winner_row
     if decision.promoted and winner is not None:
         registered = run.tracker.register(decision, winner)

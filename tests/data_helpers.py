@@ -174,3 +174,32 @@ def shipped_catalog() -> dict:
     from dag_factory.spec.loader import load_catalog
 
     return load_catalog(REPO / "models")[0]
+
+
+#: The data keys that put an experiment on the Spark engine.
+SPARK = "  engine: spark\n"
+SMALL_SPEC = """\
+experiment: {name}
+retries: 0
+data:
+  source: "{source}"
+  target: diagnosis
+  positive_class: M
+  drop: [id]
+{extra}
+cv: {{folds: 3, repeats: 2, seed: 1}}
+models:
+  - model: logistic_regression
+  - model: random_forest
+    params: {{n_estimators: 20}}
+"""
+
+
+def small_frame() -> pd.DataFrame:
+    """The breast cancer data as wdbc.data has it, with its first 8 features only: every Spark pass stays short."""
+    return wdbc_frame()[["id", "diagnosis", *WDBC_FEATURES[:8]]]
+
+
+def small_spec(name: str, source: Path, extra: str = SPARK) -> str:
+    """A two-model spec of ``small_frame`` data at ``source``; ``extra``: more data keys (default: engine spark)."""
+    return SMALL_SPEC.format(name=name, source=source, extra=extra)

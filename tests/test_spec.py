@@ -250,3 +250,37 @@ def test_an_unknown_trigger_conf_key_is_refused_with_the_nearest_param():
     assert refused.value.problems == [
         '"cv_fold" is not a param of this DAG (did you mean "cv_folds"?); its params are: models, cv_folds, force',
         '"modelz" is not a param of this DAG (did you mean "models"?); its params are: models, cv_folds, force']
+
+
+def test_daily_spark_example_is_a_valid_spec(monkeypatch) -> None:
+    """The README's daily example on the Spark engine reads as it says (its data folder added to the data roots)."""
+    from dag_factory.spec.loader import load_catalog, load_experiment
+
+    monkeypatch.setenv("DAG_FACTORY_DATA_ROOTS", "/srv/data")
+    spec = load_experiment(REPO / "examples" / "daily_partitions.yaml", load_catalog(REPO / "models")[0])
+    assert (spec.schedule, spec.data.engine, spec.data.incremental) == ("@daily", "spark", True)
+    assert spec.data.spark.sample_rows == 200_000
+
+
+def test_incremental_data_needs_the_spark_engine() -> None:
+    from pydantic import ValidationError
+
+    from dag_factory.spec.schema import DataSpec
+
+    with pytest.raises(ValidationError, match="'incremental: true' needs 'engine: spark'"):
+        DataSpec(source="data/days", incremental=True)
+
+
+def test_spark_engine_without_pyspark_is_refused_with_the_extra(tmp_path, monkeypatch) -> None:
+    from dag_factory.errors import SpecError
+    from dag_factory.spec import extras
+    from dag_factory.spec.loader import load_catalog, load_experiment
+
+    monkeypatch.setattr(extras, "installed", lambda module: module != "pyspark")
+    (tmp_path / "experiments").mkdir()
+    path = tmp_path / "experiments" / "big.yaml"
+    path.write_text("experiment: big\ndata:\n  source: data/big.parquet\n  engine: spark\n"
+                    "models: [{model: logistic_regression}]\n")
+    with pytest.raises(SpecError, match=r"data.engine \(line 4\): engine spark needs the pyspark package; "
+                                        r"install the spark extra"):
+        load_experiment(path, load_catalog(REPO / "models")[0])

@@ -76,6 +76,16 @@ class RunFiles:
         return self.data / "test.parquet"
 
     @property
+    def cleaned(self) -> StoragePath:
+        """The cleaned table as partitioned Parquet (data.engine: spark, a source read whole each run)."""
+        return self.data / "cleaned"
+
+    @property
+    def partitions(self) -> StoragePath:
+        """The partitions of the cleaned table this run wrote (data.engine: spark)."""
+        return self.data / "partitions.json"
+
+    @property
     def meta(self) -> StoragePath:
         """Facts about the cleaned data and the split (classes, sizes, fingerprint)."""
         return self.data / "meta.json"
@@ -151,6 +161,12 @@ def versions_dir(results: StoragePath, experiment: str) -> StoragePath:
 def last_trained_file(results: StoragePath, experiment: str) -> StoragePath:
     """results/best/.last_trained/<experiment>.json: the fingerprints of the newest run that trained."""
     return results / "best" / ".last_trained" / f"{experiment}.json"
+
+
+def table_dir(results: StoragePath, experiment: str) -> StoragePath:
+    """results/tables/<experiment>/: an incremental experiment's cleaned table (cleaned/) and the partitions
+    that runs trained on (partitions.json)."""
+    return results / "tables" / experiment
 
 
 def champion_plot_name(kind: str) -> str:

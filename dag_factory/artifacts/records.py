@@ -63,6 +63,22 @@ class PairedComparison(BaseModel):
         return f"{self.gain:+.4f} [{self.ci_low:+.4f}, {self.ci_high:+.4f}]"
 
 
+class TrainingSample(BaseModel):
+    """The models of a run trained on a sample of the cleaned table (data.engine: spark), not on all of it."""
+
+    rows: int
+    of_rows: int
+    table: str
+    rule: str = "stratified by class; rows chosen by a seeded hash of their content (reproducible)"
+
+    def sentence(self) -> str:
+        """'Trained on a stratified sample of 100,000 of the 10,000,000 rows of the cleaned table (...)'."""
+        if self.rows >= self.of_rows:
+            return f"Trained on all {self.of_rows:,} rows of the cleaned table {self.table} (no sample needed)."
+        return (f"Trained on a stratified sample of {self.rows:,} of the {self.of_rows:,} rows of the cleaned table "
+                f"{self.table} ({self.rule}; data.spark.sample_rows sets its size).")
+
+
 class RunMeta(Record):
     """data/meta.json: the cleaned data and its one split, as every later step needs them."""
 
@@ -81,10 +97,27 @@ class RunMeta(Record):
     fingerprint: str
     notes: list[str] = []
     config_fingerprint: str | None = None
+    sample: TrainingSample | None = None
 
     @property
     def features(self) -> list[str]:
         return self.numeric + self.categorical
+
+
+class PartitionStats(BaseModel):
+    """One partition of the cleaned table (data.engine: spark): its rows, rows per class, and a digest of its content."""
+
+    rows: int
+    classes: dict[str, int]
+    digest: str
+    run_id: str = ""
+
+
+class Partitions(Record):
+    """The partitions of a cleaned table: those a run added (data/partitions.json), or those runs trained on
+    (tables/<experiment>/partitions.json)."""
+
+    partitions: dict[str, PartitionStats] = {}
 
 
 class ClassShare(BaseModel):
@@ -298,6 +331,7 @@ class Leaderboard(Record):
     leaderboard: list[LeaderboardRow]
     failed: list[str]
     decision: Decision | None = None
+    sample: TrainingSample | None = None
     leader: str | None = None
     min_improvement: float = 0.0
     winner_reason: str | None = None
@@ -331,6 +365,7 @@ class CardData(BaseModel):
     positive_class: str | None
     features: list[str]
     categorical: list[str] = Field(default_factory=list)  # the features that are text; the others are numbers
+    sample: TrainingSample | None = None  # data.engine spark: the sample of the cleaned table it trained on
 
 
 class CardArtifact(BaseModel):

@@ -69,7 +69,8 @@ def _facts(board: Leaderboard) -> str:
     folds = "stratified" if board.task == "classification" else "shuffled"
     return (f"Run {board.run_id}. Ranked on CV {board.metric} (mean of {folds} {protocol.folds}-fold x "
             f"{protocol.repeats} on the training split{positive}). Rule: {board.ranking_rule}. "
-            f"Gates: {describe_gates(board.require)}. The held-out test split is reported, never used to choose.")
+            f"Gates: {describe_gates(board.require)}. The held-out test split is reported, never used to choose."
+            + (f" {board.sample.sentence()}" if board.sample else ""))
 
 
 def _figure(name: str, rank: int, path: StoragePath) -> Figure:

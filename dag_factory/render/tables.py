@@ -64,6 +64,8 @@ def leaderboard_table(board: Leaderboard) -> str:
                      *([""] * thresholds), f"{board.baseline.cv['fit_seconds'].mean:.2f}",
                      f"chance baseline ({board.baseline.label}); never promoted"])
     lines = [table(header, rows)]
+    if board.sample:
+        lines += ["", board.sample.sentence()]
     if board.comparison_rule:
         lines += ["", f"Gains: {board.comparison_rule}."]
     if board.winner_reason:

@@ -58,3 +58,12 @@ def tracking_problem() -> str | None:
 def drive_problem() -> str | None:
     """Why publishing to Google Drive cannot run here, or None."""
     return None if installed("google.auth") else f"publishing to Google Drive needs google-auth; {install_hint('drive')}"
+
+
+def spark_problem(remote: bool) -> str | None:
+    """Why ``data.engine: spark`` cannot run here (with ``remote``: through Spark Connect), or None."""
+    if not installed("pyspark"):
+        return f"engine spark needs the pyspark package; {install_hint('spark')}"
+    if remote and not installed("grpc"):
+        return "a Spark Connect server (spark.remote) needs the client packages: pip install 'pyspark[connect]'"
+    return None

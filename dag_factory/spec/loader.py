@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from dag_factory.errors import SpecError, did_you_mean
-from dag_factory.spec.extras import drive_problem, storage_problem, tracking_problem
+from dag_factory.spec.extras import drive_problem, spark_problem, storage_problem, tracking_problem
 from dag_factory.spec.schema import (
     SLUG_HINT, Catalog, CatalogEntry, ExperimentSpec, NotifySpec, for_task, module_refusal, task_problems,
 )
@@ -171,6 +171,8 @@ def _integration_problems(spec: ExperimentSpec, doc: YamlDocument) -> list[str]:
         checks.append((("results", "root"), spec.results.root, True))
     found = [f"{doc.where(loc)}: {problem}"
              for loc, url, writable in checks if (problem := storage_problem(url, writable))]
+    if spec.data.engine == "spark" and (problem := spark_problem(spec.data.spark.remote is not None)):
+        found.append(f"{doc.where(('data', 'engine'))}: {problem}")
     if spec.tracking is not None and (problem := tracking_problem()):
         found.append(f"{doc.where(('tracking',))}: {problem}")
     if spec.publish is not None and (problem := drive_problem()):

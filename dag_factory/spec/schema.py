@@ -72,6 +72,19 @@ class DownloadSpec(StrictModel):
     backoff_seconds: float = Field(1.0, ge=0, description="Wait before the first retry; doubled for each next one.")
 
 
+class SparkSpec(StrictModel):
+    """Where Spark runs for ``data.engine: spark``, and how much of the cleaned table the models train on."""
+
+    master: str = Field("local[*]", description="Spark master: local[*] (this worker's cores), local[2], "
+                        "spark://host:7077, yarn, ... Ignored when 'remote' is set.")
+    remote: str | None = Field(None, pattern=r"^sc://", description="A Spark Connect server, sc://host:15002: the "
+                               "data steps run on its cluster (needs the pyspark[connect] client packages).")
+    sample_rows: int = Field(100_000, ge=100, description="Models train on a stratified sample of at most this many "
+                             "rows of the cleaned table (all rows when it is smaller); the leaderboard and the model "
+                             "card say so.")
+    config: dict[str, str] = Field(default_factory=dict, description="Spark settings, e.g. {spark.driver.memory: 4g}.")
+
+
 class DataSpec(StrictModel):
     """Where the data comes from and which column is the target."""
 
@@ -100,6 +113,24 @@ class DataSpec(StrictModel):
         default_factory=list, description="Extra cell values that mean missing in a CSV file, e.g. ['?']."
     )
     download: DownloadSpec = Field(default_factory=DownloadSpec)
+    engine: Literal["pandas", "spark"] = Field(
+        "pandas", description="pandas: one worker reads the data into memory; spark: load, profile and clean with "
+        "Spark (the spark extra), the cleaned table written as Parquet.")
+    incremental: bool = Field(
+        False, description="engine spark: the source is a folder of dated partitions (one file or folder each); a "
+        "run cleans only the partitions no run trained on yet, appends them to the cleaned table, and is skipped "
+        "when none arrived.")
+    spark: SparkSpec = Field(default_factory=SparkSpec)
+
+    @model_validator(mode="after")
+    def _incremental_needs_spark(self) -> DataSpec:
+        if self.incremental and self.engine != "spark":
+            raise ValueError("'incremental: true' needs 'engine: spark' (the pandas engine reads one file)")
+        if self.incremental and self.source.startswith("sklearn:"):
+            raise ValueError("'incremental: true' needs a folder of partitions as 'source', not a scikit-learn loader")
+        if self.test_source is not None and self.engine == "spark":
+            raise ValueError("'test_source' is read by the pandas engine only; remove it, or use engine: pandas")
+        return self
 
     @field_validator("test_source")
     @classmethod
@@ -411,6 +442,9 @@ def task_problems(spec: ExperimentSpec, task: TaskKind, catalog: Catalog) -> lis
     if task == "regression" and spec.data.positive_class is not None:
         found.append((("data", "positive_class"), "a regression target has no positive class; remove "
                       "data.positive_class, or set task: classification if the target is classes"))
+    if task == "regression" and spec.data.engine == "spark":
+        found.append((("data", "engine"), "the Spark engine prepares classification data only; use engine: pandas "
+                      "for a regression"))
     if task == "regression" and spec.selection.threshold is not None:
         found.append((("selection", "threshold"), "a regression model has no decision threshold; remove "
                       "selection.threshold, or set task: classification if the target is classes"))
@@ -426,6 +460,22 @@ def task_problems(spec: ExperimentSpec, task: TaskKind, catalog: Catalog) -> lis
     return found
 
 
+#: Data keys added after champions were first trained, with their defaults: left out of the config
+#: fingerprint at their default, so that a spec that does not use them keeps its champion's fingerprint.
+_LATER_DATA_KEYS = {"test_source": None, "engine": "pandas", "incremental": False}
+
+
+def _data_fingerprint_part(data: DataSpec) -> dict[str, Any]:
+    """What of ``data`` decides training: not the download's retries, nor where Spark runs."""
+    dumped = data.model_dump(exclude={"download": True, "spark": {"master", "remote", "config"}})
+    for key, default in _LATER_DATA_KEYS.items():
+        if dumped[key] == default:
+            del dumped[key]
+    if data.engine != "spark":
+        del dumped["spark"]  # the sample size matters only to the Spark engine
+    return dumped
+
+
 def config_fingerprint(spec: ExperimentSpec, catalog: Catalog, models: list[str]) -> str:
     """SHA-256 of everything that shapes training: split, CV, selection and the chosen models' settings.
 
@@ -434,7 +484,7 @@ def config_fingerprint(spec: ExperimentSpec, catalog: Catalog, models: list[str]
     chosen = [m for m in spec.models if m.label in models]
     payload = {
         **({"task": spec.task} if spec.task else {}),  # absent when inferred, as in specs written before tasks
-        "data": spec.data.model_dump(exclude={"download"}),
+        "data": _data_fingerprint_part(spec.data),
         "split": spec.split.model_dump(),
         "cv": spec.cv.model_dump(),
         "selection": spec.selection.model_dump(),

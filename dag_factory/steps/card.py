@@ -44,7 +44,7 @@ def model_card(spec: ExperimentSpec, board: Leaderboard, winner: RankedRow, meta
         test_confusion_matrix=CardConfusion(classes=meta.classes, rows_true_columns_predicted=winner.test_confusion_matrix),
         data=CardData(target=meta.target, fingerprint=meta.fingerprint, rows=meta.rows, train_rows=meta.train_rows,
                       test_rows=meta.test_rows, classes=meta.classes, positive_class=meta.positive_class,
-                      features=meta.features, categorical=meta.categorical),
+                      features=meta.features, categorical=meta.categorical, sample=meta.sample),
         config_fingerprint=meta.config_fingerprint,
         threshold=winner.threshold.value,
         threshold_selection=winner.threshold,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import NamedTuple
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from dag_factory.artifacts.layout import RunFiles
-from dag_factory.artifacts.records import RunMeta
+from dag_factory.artifacts.records import RunMeta, TrainingSample
 from dag_factory.errors import DataError
 from dag_factory.spec.schema import Catalog, DataSpec, ExperimentSpec, TaskKind, for_task, task_problems
 from dag_factory.steps.validate import check_columns, clean, clean_test, infer_task, positive_label
@@ -78,10 +79,29 @@ def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config:
     model trains, a split that cannot be stratified, a test file unlike the training file and
     a class smaller than the CV folds. Regression splits are not stratified (the target is a quantity).
     """
-    data = spec.data
     task, task_notes = settle_task(raw, spec, catalog or {})
-    cleaned, notes = clean(raw, data, task)
-    notes = task_notes + notes
+    cleaned, notes = clean(raw, spec.data, task)
+    test_file = None if raw_test is None else HeldOutFile(raw_test, [str(c) for c in raw.columns])
+    return split_cleaned(cleaned, task_notes + notes, spec, files, config, task=task, test_file=test_file)
+
+
+class HeldOutFile(NamedTuple):
+    """The rows of data.test_source as read, and the training file's columns they must have."""
+
+    rows: pd.DataFrame
+    train_columns: list[str]
+
+
+def split_cleaned(cleaned: pd.DataFrame, notes: list[str], spec: ExperimentSpec, files: RunFiles, config: str,
+                  data_fingerprint: str | None = None, sample: TrainingSample | None = None,
+                  task: TaskKind = "classification", test_file: HeldOutFile | None = None) -> RunMeta:
+    """Encode the target of a cleaned table (features, then the target), split it (or take the test file as
+    the test set), write the train and test sets and meta.json.
+
+    The one split of both engines: the Spark engine hands over its cleaned table (or a sample of it)
+    with the fingerprint of the whole table.
+    """
+    data = spec.data
     if task == "regression":
         y, classes = cleaned[data.target], []
         _note_zero_target(y, notes)
@@ -89,11 +109,11 @@ def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config:
         y, classes = encode_target(cleaned[data.target], data)
     features = cleaned.drop(columns=[data.target])
     table = features.assign(**{data.target: y})
-    if raw_test is None:
+    if test_file is None:
         train, test = _split(table, spec, classes)
-        data_fingerprint = fingerprint(cleaned)
+        data_fingerprint = data_fingerprint or fingerprint(cleaned)
     else:
-        held_out, test_notes = clean_test(raw_test, data, [str(c) for c in raw.columns], classes)
+        held_out, test_notes = clean_test(test_file.rows, data, test_file.train_columns, classes)
         notes += test_notes
         test_y = codes_of(held_out[data.target], classes) if classes else held_out[data.target]
         train, test = table, held_out.assign(**{data.target: test_y})
@@ -106,7 +126,7 @@ def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config:
         rows=len(train) + len(test), train_rows=len(train),
         train_class_counts={classes[int(k)]: int(v) for k, v in train[data.target].value_counts().items()}
         if classes else {},
-        test_rows=len(test), fingerprint=data_fingerprint, notes=notes, config_fingerprint=config,
+        test_rows=len(test), fingerprint=data_fingerprint, notes=notes, config_fingerprint=config, sample=sample,
     )
     if classes:
         check_folds(meta.train_class_counts, spec.cv.folds, data.target)
@@ -115,7 +135,7 @@ def preprocess(raw: pd.DataFrame, spec: ExperimentSpec, files: RunFiles, config:
     meta.write(files.meta)
     log.info("Cleaned data: %d rows, %d features (%d categorical), classes %s; fingerprint %s",
              meta.rows, features.shape[1], len(categorical), classes, meta.fingerprint[:12])
-    if raw_test is None:
+    if test_file is None:
         log.info("Split: %d train rows, %d test rows (%s, seed %d)", len(train), len(test),
                  "stratified" if classes else "not stratified: regression", spec.split.seed)
     else:

@@ -19,7 +19,7 @@ import math
 from dag_factory.artifacts.layout import MODEL_ERROR, MODEL_METRICS, RunFiles
 from dag_factory.artifacts.records import (
     BaselineRow, CVProtocol, Decision, Leaderboard, MeanStd, ModelFailure, ModelResult, PairedComparison, RankedRow,
-    UnrankedRow,
+    RunMeta, UnrankedRow,
 )
 from dag_factory.spec.schema import LOWER_IS_BETTER, ExperimentSpec
 from dag_factory.steps.paired import COMPARISON_RULE, compare_folds, credibly_better, is_tied
@@ -161,6 +161,7 @@ def select(spec: ExperimentSpec, files: RunFiles, run_id: str, baseline: Baselin
         leaderboard=rows,
         failed=[e.name for e in unranked if e.status == "failed"],
         baseline=baseline,
+        sample=RunMeta.read(files.meta).sample if files.meta.exists() else None,
     )
     if winner is None:
         board.decision = Decision(promoted=False, reason=_no_winner_reason(board, target_recall))

@@ -1,8 +1,14 @@
-"""Validate and clean step: stop bad data before any model trains, and say exactly why."""
+"""Validate and clean step: stop bad data before any model trains, and say exactly why.
+
+The rules' sentences are built from counts (``check_classes``, ``check_missing_share``,
+``non_numeric_error`` ...), so the Spark engine (``steps.spark.clean``) counts on its cluster
+and reports the same sentences as this pandas implementation.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
@@ -15,9 +21,9 @@ log = logging.getLogger(__name__)
 MAX_CLASSES_INFERRED = 20
 
 
-def check_columns(frame: pd.DataFrame, data: DataSpec) -> None:
-    """The target and every column the spec names must exist."""
-    columns = [str(c) for c in frame.columns]
+def check_columns(names: Iterable[object], data: DataSpec) -> None:
+    """The target and every column the spec names must exist (``names``: the column names, or a DataFrame)."""
+    columns = [str(c) for c in names]
     if data.target not in columns:
         if data.header and _looks_like_data(columns):
             raise DataError(
@@ -66,24 +72,46 @@ def clean(frame: pd.DataFrame, data: DataSpec, task: TaskKind = "classification"
     frame = frame.drop(columns=data.drop)
     frame = _rows_with_target(frame, data, notes)
     features = [c for c in frame.columns if c != data.target]
-    if not features:
-        raise DataError("data: no feature columns are left after dropping the target and data.drop; "
-                        "check data.drop and data.columns")
+    check_features(features)
     for column in features:
         if frame[column].isna().all():
-            raise DataError(f'data: column "{column}" is entirely empty; add it to data.drop')
+            raise empty_column_error(column)
         if column not in data.categorical:
             frame[column] = _numeric(frame[column], column)
-    _check_missing_share(frame[features], data.max_missing_share)
+    check_missing_share(frame[features].isna().mean().to_dict(), data.max_missing_share)
     frame = _handle_duplicates(frame, data, notes)
-    if len(frame) < data.min_rows:
-        raise DataError(f"data: only {len(frame)} usable row(s), fewer than data.min_rows ({data.min_rows}); "
-                        "add data, or lower data.min_rows if you accept so little")
+    check_min_rows(len(frame), data)
     if task == "regression":
         frame[data.target] = _numeric_target(frame[data.target], data.target)
     else:
-        _check_classes(frame[data.target], data, notes)
+        check_classes(frame[data.target].astype(str).value_counts().to_dict(), data, notes)
     return frame[[*features, data.target]].reset_index(drop=True), notes
+
+
+def check_features(features: list[str]) -> None:
+    """Something must be left to learn from."""
+    if not features:
+        raise DataError("data: no feature columns are left after dropping the target and data.drop; "
+                        "check data.drop and data.columns")
+
+
+def empty_column_error(column: str) -> DataError:
+    return DataError(f'data: column "{column}" is entirely empty; add it to data.drop')
+
+
+def check_min_rows(rows: int, data: DataSpec) -> None:
+    """Refuse a table too small to train on."""
+    if rows < data.min_rows:
+        raise DataError(f"data: only {rows} usable row(s), fewer than data.min_rows ({data.min_rows}); "
+                        "add data, or lower data.min_rows if you accept so little")
+
+
+def check_target_rows(rows: int, missing: int, data: DataSpec, notes: list[str]) -> None:
+    """A target with no value at all is a wrong column; rows without one are dropped, with a note."""
+    if missing == rows:
+        raise DataError(f'data.target: column "{data.target}" has no values at all; check data.target and the file')
+    if missing:
+        note(notes, f"dropped {missing} row(s) without a target value")
 
 
 def clean_test(frame: pd.DataFrame, data: DataSpec, train_columns: list[str],
@@ -142,12 +170,9 @@ def _check_test_labels(target: pd.Series, classes: list[str], where: str, name: 
 def _rows_with_target(frame: pd.DataFrame, data: DataSpec, notes: list[str]) -> pd.DataFrame:
     """Drop rows without a target, and give the target one type (a CSV column with gaps reads 1 as 1.0)."""
     target = frame[data.target]
-    if target.isna().all():
-        raise DataError(f'data.target: column "{data.target}" has no values at all; check data.target and the file')
-    missing = int(target.isna().sum())
-    if missing:
+    check_target_rows(len(target), int(target.isna().sum()), data, notes)
+    if target.isna().any():
         frame = frame[target.notna()].copy()
-        _note(notes, f"dropped {missing} row(s) without a target value")
     target = frame[data.target]
     if pd.api.types.is_float_dtype(target) and (target % 1 == 0).all():
         frame[data.target] = target.astype("int64")
@@ -157,16 +182,21 @@ def _rows_with_target(frame: pd.DataFrame, data: DataSpec, notes: list[str]) -> 
 def _handle_duplicates(frame: pd.DataFrame, data: DataSpec, notes: list[str]) -> pd.DataFrame:
     """Report duplicate rows; drop them only when the spec says so (they may be real repeat cases)."""
     duplicates = int(frame.duplicated().sum())
+    note_duplicates(duplicates, data, notes)
+    return frame.drop_duplicates() if duplicates and data.drop_duplicates else frame
+
+
+def note_duplicates(duplicates: int, data: DataSpec, notes: list[str]) -> None:
+    """Say how many duplicate rows there are, and whether they were dropped."""
     if not duplicates:
-        return frame
+        return
     if data.drop_duplicates:
-        _note(notes, f"dropped {duplicates} duplicate row(s) (data.drop_duplicates is true)")
-        return frame.drop_duplicates()
-    _note(notes, f"found {duplicates} duplicate row(s) and kept them; set data.drop_duplicates: true to drop them")
-    return frame
+        note(notes, f"dropped {duplicates} duplicate row(s) (data.drop_duplicates is true)")
+    else:
+        note(notes, f"found {duplicates} duplicate row(s) and kept them; set data.drop_duplicates: true to drop them")
 
 
-def _note(notes: list[str], text: str) -> None:
+def note(notes: list[str], text: str) -> None:
     """Record a cleaning note and log it at once, so it is in the log even if a later check fails."""
     notes.append(text)
     log.warning("Cleaning: %s", text)
@@ -183,13 +213,16 @@ def positive_label(labels: pd.Series, data: DataSpec) -> object | None:
     return None
 
 
-def _check_classes(target: pd.Series, data: DataSpec, notes: list[str]) -> None:
-    """At least two classes, the positive class among them, and enough rows of each to stratify."""
-    classes = sorted(target.astype(str).unique())
+def check_classes(counts: Mapping[str, int], data: DataSpec, notes: list[str]) -> None:
+    """At least two classes, the positive class among them, and enough rows of each to stratify.
+
+    ``counts``: rows per class, the class written as text.
+    """
+    classes = sorted(counts)
     if len(classes) < 2:
         raise DataError(f'data.target: column "{data.target}" has only one class ({classes[0]}); '
                         "a classifier needs at least two, check data.target and the file")
-    if data.positive_class is not None and positive_label(target, data) is None:
+    if data.positive_class is not None and str(data.positive_class) not in counts:
         raise DataError(
             f'data.positive_class: "{data.positive_class}" is not a value of "{data.target}"'
             f"{did_you_mean(str(data.positive_class), classes)}; the classes are: {', '.join(classes)}"
@@ -200,9 +233,9 @@ def _check_classes(target: pd.Series, data: DataSpec, notes: list[str]) -> None:
             "so recall, precision and ROC-AUC are computed for the right one"
         )
     if len(classes) > 2 and data.positive_class is not None:
-        _note(notes, f"data.positive_class ({data.positive_class}) is not used: the target has {len(classes)} "
+        note(notes, f"data.positive_class ({data.positive_class}) is not used: the target has {len(classes)} "
                      "classes, so metrics are macro-averaged over all of them")
-    for label, count in target.astype(str).value_counts().items():
+    for label, count in counts.items():
         if count < 2:
             raise DataError(f'data.target: class "{label}" has only {count} row; each class needs at least 2 rows '
                             "to stratify the split, so add rows or drop that class")
@@ -231,21 +264,28 @@ def _numeric(column: pd.Series, name: str) -> pd.Series:
     converted = pd.to_numeric(column, errors="coerce")
     bad = column[converted.isna() & column.notna()]
     if len(bad):
-        sample = ", ".join(repr(excerpt(v, 20)) for v in bad.astype(str).unique()[:5])
-        raise DataError(
-            f'data: column "{name}" should be numeric but has {len(bad)} non-numeric value(s), e.g. {sample}; '
-            "fix the data, list such markers of a missing value under data.missing_values, "
-            "or list the column under data.categorical or data.drop"
-        )
+        raise non_numeric_error(name, len(bad), list(bad.astype(str).unique()[:5]))
     return converted.astype(float)
 
 
-def _check_missing_share(features: pd.DataFrame, limit: float) -> None:
-    """Columns mostly imputed teach a model the imputer, not the data: stop above the spec's limit."""
-    shares = features.isna().mean()
-    over = shares[shares > limit]
-    if len(over):
-        worst = ", ".join(f'"{c}" {s:.0%}' for c, s in over.sort_values(ascending=False).items())
+def non_numeric_error(name: str, count: int, examples: list[str]) -> DataError:
+    """A feature that should be numbers holds ``count`` values that are not (``examples``: a few of them)."""
+    sample = ", ".join(repr(excerpt(v, 20)) for v in examples[:5])
+    return DataError(
+        f'data: column "{name}" should be numeric but has {count} non-numeric value(s), e.g. {sample}; '
+        "fix the data, list such markers of a missing value under data.missing_values, "
+        "or list the column under data.categorical or data.drop"
+    )
+
+
+def check_missing_share(shares: Mapping[str, float], limit: float) -> None:
+    """Columns mostly imputed teach a model the imputer, not the data: stop above the spec's limit.
+
+    ``shares``: the share of missing values of each feature.
+    """
+    over = sorted(((c, s) for c, s in shares.items() if s > limit), key=lambda cs: -cs[1])
+    if over:
+        worst = ", ".join(f'"{c}" {s:.0%}' for c, s in over)
         raise DataError(
             f"data: missing-value share above data.max_missing_share ({limit:.0%}) in: {worst}; "
             "drop those columns (data.drop) or raise the threshold"

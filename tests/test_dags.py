@@ -64,7 +64,7 @@ def test_a_broken_spec_shows_as_a_stand_in_dag_and_as_an_import_error_and_hides_
     assert [line for line in lines if line.startswith(str(broken))] == [
         f'{broken}: data.bogus (line 2): unknown key "bogus"; allowed keys here: source, test_source, format, header, '
         "columns, target, positive_class, drop, categorical, min_rows, max_missing_share, drop_duplicates, "
-        "missing_values, download",
+        "missing_values, download, engine, incremental, spark",
         f"{broken}: cv.folds (line 3): Input should be a valid integer, unable to parse string as an integer "
         "(got 'many')"]
     assert any(line.startswith("dag_factory.airflow.spec_errors.BrokenSpecs: 1 experiment spec(s) are invalid, "

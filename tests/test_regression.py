@@ -93,7 +93,7 @@ def test_a_model_of_the_other_task_is_refused_naming_the_models_that_fit(tmp_pat
 
 
 def test_a_spec_without_task_cannot_mix_classifiers_and_regressors(tmp_path):
-    with pytest.raises(SpecError, match=r"models \(line 4\): names classification models \(svm\) and regression "
+    with pytest.raises(SpecError, match=r"models \(line 3\): names classification models \(svm\) and regression "
                                         r"models \(ridge\); an experiment has one task, so set task:"):
         load_spec(tmp_path, "experiment: r\ndata: {source: sklearn:diabetes, target: p}\nmodels:\n"
                             "  - model: svm\n  - model: ridge\n")

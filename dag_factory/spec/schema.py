@@ -72,6 +72,12 @@ class DownloadSpec(StrictModel):
     backoff_seconds: float = Field(1.0, ge=0, description="Wait before the first retry; doubled for each next one.")
 
 
+#: The Spark settings a spec may set: how much memory and how many cores, never what code the JVM loads.
+SPARK_TUNING_PREFIXES = ("spark.driver.memory", "spark.driver.cores", "spark.executor.memory",
+                         "spark.executor.cores", "spark.executor.instances", "spark.default.parallelism",
+                         "spark.sql.shuffle.partitions", "spark.sql.files.", "spark.sql.adaptive.", "spark.memory.")
+
+
 class SparkSpec(StrictModel):
     """Where Spark runs for ``data.engine: spark``, and how much of the cleaned table the models train on."""
 
@@ -82,7 +88,19 @@ class SparkSpec(StrictModel):
     sample_rows: int = Field(100_000, ge=100, description="Models train on a stratified sample of at most this many "
                              "rows of the cleaned table (all rows when it is smaller); the leaderboard and the model "
                              "card say so.")
-    config: dict[str, str] = Field(default_factory=dict, description="Spark settings, e.g. {spark.driver.memory: 4g}.")
+    config: dict[str, str] = Field(default_factory=dict, description="Spark settings, e.g. {spark.driver.memory: 4g}: "
+                                   "memory, cores, parallelism and shuffle settings only.")
+
+    @field_validator("config")
+    @classmethod
+    def _only_tuning(cls, config: dict[str, str]) -> dict[str, str]:
+        # A spec is untrusted: settings such as spark.jars or extraJavaOptions would load code into the JVM.
+        refused = sorted(key for key in config if not key.startswith(SPARK_TUNING_PREFIXES))
+        if refused:
+            raise ValueError(f"{', '.join(refused)}: a spec may set only Spark's memory, cores, parallelism and "
+                             f"shuffle settings ({', '.join(SPARK_TUNING_PREFIXES)}); set the others in the "
+                             "cluster's spark-defaults.conf")
+        return config
 
 
 class DataSpec(StrictModel):

@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==0.13.8"
 	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode --constraint constraints.txt --editable ".[$(EXTRAS)]"
+	rm -rf dag_factory_experiments.egg-info  # a build leftover: run from here, Airflow would load the plugin twice
 	touch $@
 
 ## Run one experiment end to end through Airflow (embedded SQLite, no server) and print its leaderboard.

@@ -74,6 +74,10 @@ class NothingToDo(DagFactoryError):
     """
 
 
+class RunSkipped(NothingToDo):
+    """The whole run stops here (data and spec unchanged): its reason also becomes the DAG run's note."""
+
+
 def excerpt(value: object, limit: int = 24) -> str:
     """A short, printable excerpt of a value read from a file, for an error message.
 

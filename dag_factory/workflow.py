@@ -23,7 +23,7 @@ from dag_factory.artifacts.layout import MODEL_ERROR, MODEL_FILE, MODEL_METRICS,
 from dag_factory.artifacts.records import (
     Approval, DataProfile, Leaderboard, ModelFailure, RunMeta, SkipNote, StopReason,
 )
-from dag_factory.errors import DataError, NothingToDo, RunFailed, TrackingError, UntrustedModel
+from dag_factory.errors import DataError, NothingToDo, RunFailed, RunSkipped, TrackingError, UntrustedModel
 from dag_factory.render.plots import draw_model_plots
 from dag_factory.render.profile import log_profile, profile_markdown
 from dag_factory.render.report import add_champion_pages, write_report
@@ -127,7 +127,7 @@ def _skip(run: Run, reason: str) -> None:
     """Stop the run as skipped: the reason in data/skipped.json (and MLflow), then NothingToDo."""
     SkipNote(reason=reason).write(run.files.skipped)
     run.tracker.note_skip(reason)
-    raise NothingToDo(reason)
+    raise RunSkipped(reason)
 
 
 def _sweep_killed_runs(run: Run) -> None:

@@ -75,6 +75,15 @@ def write_experiment(project: Project, name: str, text: str) -> Path:
     return path
 
 
+def with_fewer_cv_repeats(project: Project, experiment: str = "breast_cancer", repeats: int = 2) -> None:
+    """A shipped spec with fewer CV repeats: for tests of where and how tasks run, not of the CV protocol
+    (the shipped spec runs whole in test_e2e)."""
+    path = project.experiments / f"{experiment}.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "repeats: 10," in text, "the shipped spec's cv changed: update this helper"
+    path.write_text(text.replace("repeats: 10,", f"repeats: {repeats},"), encoding="utf-8")
+
+
 def run_dag(project: Project, experiment: str, **conf: Any) -> RunOutcome:
     """Run an experiment's DAG through Airflow (dag.test) exactly as `dag-factory run` does."""
     return run_experiment(project, experiment, conf)

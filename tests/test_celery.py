@@ -13,6 +13,7 @@ import pytest
 
 from airflow_services import (AIRFLOW, POSTGRES, REDIS, REDIS_BROKER, AirflowServices, celery_queue, postgres_database,
                               unreachable, wall_seconds)
+from conftest import with_fewer_cv_repeats
 from dag_factory.airflow.standalone import WORKER_NAME_VARIABLE
 from dag_factory.project import Project
 from servers import AWS_ISOLATION, S3_CREDENTIALS, s3_server
@@ -53,6 +54,7 @@ MISSING = missing()
 
 @pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 def test_mapped_models_run_on_two_celery_workers_that_share_only_an_s3_store(project: Project, tmp_path, capsys):
+    with_fewer_cv_repeats(project)
     with s3_server(tmp_path / "moto") as endpoint, celery_queue() as queue, postgres_database() as database_url:
         bucket = new_bucket(endpoint)
         settings = {**celery_settings(database_url, queue, f"s3://{bucket}/celery"), **S3_CREDENTIALS,

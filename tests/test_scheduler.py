@@ -10,6 +10,7 @@ import time
 import pytest
 
 from airflow_services import AirflowApi, AirflowServices, overlapping, wall_seconds
+from conftest import with_fewer_cv_repeats
 from dag_factory.project import Project
 from dag_factory.spec.loader import find_experiment, load_catalog
 
@@ -40,6 +41,7 @@ def wait_for_first_run(api: AirflowApi, services: AirflowServices, dag_id: str, 
 
 
 def test_breast_cancer_trains_its_models_in_parallel_on_a_real_scheduler(project, tmp_path, capsys):
+    with_fewer_cv_repeats(project)
     write_new_rows(project)
     home = tmp_path / "airflow-home"
     settings = {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "4",
@@ -86,6 +88,13 @@ def test_breast_cancer_trains_its_models_in_parallel_on_a_real_scheduler(project
         promote = api.task_instances("breast_cancer", again, task_id="promote")
         assert [t["state"] for t in promote] == ["success"]
         assert api.get("/assets/events", source_dag_id="breast_cancer", source_run_id=again)["asset_events"] == []
+
+        # Unchanged data: nothing trains, and the run's note says why (set by the plugin's listener in the scheduler).
+        skipped = api.trigger("breast_cancer")
+        assert api.wait_for_run(services, "breast_cancer", skipped)["state"] == "success"
+        assert {t["state"] for t in api.task_instances("breast_cancer", skipped, task_id="train")} == {"skipped"}
+        note = api.get(f"/dags/breast_cancer/dagRuns/{skipped}")["note"]
+        assert note.startswith("data and spec unchanged since the champion was trained"), note
 
         with capsys.disabled():
             print(f"\nbreast_cancer on LocalExecutor (parallel): DAG run wall time {wall_seconds(run):.1f} s")
@@ -145,6 +154,14 @@ def test_dag_factory_ui_listens_on_loopback_only_and_keeps_its_console_short(pro
         assert load["state"] == "failed" and load["try_number"] == 1  # not retried: the same conf fails again
         log = api.get(f"/dags/breast_cancer/dagRuns/{run_id}/taskInstances/load_data/logs/1", full_content=True)
         assert '"modelz" is not a param of this DAG (did you mean "models"?)' in json.dumps(log).replace('\\"', '"')
+
+        # `dag-factory run` beside this scheduler would have each task run twice: it refuses, naming the fix.
+        beside = subprocess.run([sys.executable, "-m", "dag_factory", "--project", str(project.root), "run",
+                                 "breast_cancer"], env=env, capture_output=True, text=True, timeout=300)
+        assert beside.returncode == 2, beside.stdout + beside.stderr
+        assert "a scheduler is running on this project's Airflow database" in beside.stderr
+        assert "trigger breast_cancer in the UI" in beside.stderr and "Traceback" not in beside.stderr
+        assert [r["dag_run_id"] for r in api.get("/dags/breast_cancer/dagRuns")["dag_runs"]] == [run_id]
     finally:
         os.kill(ui.pid, signal.SIGINT)
         rest, _ = ui.communicate(timeout=120)

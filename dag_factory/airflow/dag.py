@@ -21,7 +21,8 @@ from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 
 from dag_factory.airflow.notifier import FactoryNotifier
-from dag_factory.errors import ModelConfigError, ModelTimeout, NothingToDo, SpecError, is_permanent
+from dag_factory.airflow.run_note import SKIP_REASON_KEY
+from dag_factory.errors import ModelConfigError, ModelTimeout, NothingToDo, RunSkipped, SpecError, is_permanent
 from dag_factory.project import Project
 from dag_factory.render.dag_doc import experiment_doc, invalid_spec_doc
 from dag_factory.spec.loader import load_catalog, load_experiments
@@ -299,6 +300,8 @@ def execute_step(name: str, context: StepContext, **kwargs: Any) -> Any:
         result = workflow.STEPS[name](run, **kwargs)
     except NothingToDo as reason:
         log.warning("Skipped: %s", reason)  # in the task's log itself, not only in its folded Post Execute group
+        if isinstance(reason, RunSkipped):  # for the DAG run's note (see run_note)
+            airflow_context["ti"].xcom_push(key=SKIP_REASON_KEY, value=str(reason))
         raise AirflowSkipException(str(reason)) from None
     except AirflowTaskTimeout as timeout:
         if name != "train":

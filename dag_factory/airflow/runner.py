@@ -22,8 +22,8 @@ from typing import IO, Any
 from dag_factory.airflow.answers import Policy, answer_waiting_run
 from dag_factory.airflow.progress import ERROR_LINE, TASK_LINE, ProgressPrinter, TaskAnnouncer, TaskEvent
 from dag_factory.artifacts.layout import MODEL_METRICS, RunFiles
-from dag_factory.artifacts.records import ModelResult, SkipNote
-from dag_factory.errors import RunFailed, SpecError
+from dag_factory.artifacts.records import ModelResult
+from dag_factory.errors import DagFactoryError, RunFailed, SpecError
 from dag_factory.project import Project
 from dag_factory.spec.schema import ExperimentSpec
 from dag_factory.storage.files import write_text
@@ -53,12 +53,17 @@ class RunOutcome:
 
 
 def airflow_environment(project: Project) -> dict[str, str]:
-    """Airflow settings for a local run: the project's dags/, its own home, no examples."""
+    """Airflow settings for a local run: the project's dags/, its own home, no examples.
+
+    DAGs start unpaused, whether ``dag-factory run`` or the UI's dag-processor records them first,
+    so that a trigger from the UI or the REST API runs at once.
+    """
     home = os.environ.get("AIRFLOW_HOME") or str(project.root / ".airflow")
     return {
         "AIRFLOW_HOME": home,
         "AIRFLOW__CORE__DAGS_FOLDER": str(project.dags),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "DAG_FACTORY_HOME": str(project.root),
     }
 
@@ -122,7 +127,7 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
             if files is None and not told and not verbose:
                 sys.stderr.write("".join(log.early[-TAIL_LINES:]))
             where = f"see {files.log}" if files else f"see {'the error' if told else 'the output'} above"
-            raise RuntimeError(f"the Airflow run of {experiment} ended (exit code {child.returncode}) before it "
+            raise DagFactoryError(f"the Airflow run of {experiment} ended (exit code {child.returncode}) before it "
                                f"{'finished' if files else 'started a DAG run'}; {where}")
         outcome = json.loads(outcome_file.read_text())
     return RunOutcome(state=outcome["state"], run_id=outcome["run_id"],
@@ -225,6 +230,23 @@ def _database_is_current() -> bool:
         return False  # no database yet, or not reachable: upgradedb says which
 
 
+def live_scheduler_problem(experiment: str) -> str | None:
+    """Why ``dag.test()`` must not start now: a live scheduler (``dag-factory ui``) shares this metadata DB.
+
+    The scheduler would also queue the tasks of the run ``dag.test()`` creates (the DAG is unpaused),
+    and each task would run twice, side by side, on the same run folder.
+    """
+    from airflow.jobs.job import most_recent_job
+
+    scheduler = most_recent_job("SchedulerJob")
+    if scheduler is None or not scheduler.is_alive():
+        return None
+    return (f"a scheduler is running on this project's Airflow database (on host {scheduler.hostname}: "
+            f"`dag-factory ui`?), and it would run the tasks of this run a second time: trigger {experiment} "
+            "in the UI (or `airflow dags trigger` with this AIRFLOW_HOME) while it runs, or stop it (Ctrl+C) "
+            "and run again")
+
+
 def _run_in_this_process(experiment: str, outcome_file: Path, conf: dict[str, Any]) -> int:
     """Child side: migrate the DB, parse dags/, run the DAG with dag.test() announcing each task, record the outcome."""
     from airflow.dag_processing.dagbag import DagBag
@@ -232,6 +254,9 @@ def _run_in_this_process(experiment: str, outcome_file: Path, conf: dict[str, An
     from airflow.utils.types import DagRunType
 
     migrate_database()
+    if problem := live_scheduler_problem(experiment):
+        print(f"{ERROR_LINE}{json.dumps(problem)}", flush=True)
+        return 2
     bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     dag = bag.get_dag(experiment)
     if dag is None:  # another file's import error (a broken spec, listed by spec_errors.py) hides no DAG
@@ -247,30 +272,8 @@ def _run_in_this_process(experiment: str, outcome_file: Path, conf: dict[str, An
     announcer.install()
     dag_run = dag.test(run_after=when, logical_date=when, run_conf=conf)
     announcer.sweep()
-    note_skip_reason(experiment, run_id)
     outcome_file.write_text(json.dumps({"state": str(dag_run.state), "run_id": dag_run.run_id}))
     return 0 if str(dag_run.state) == "success" else 1
-
-
-def note_skip_reason(experiment: str, run_id: str) -> None:
-    """Put why a run trained nothing in its DAG run's note, where the grid shows it.
-
-    A task cannot write the note in Airflow 3 (the Task SDK has no call for it), so the run does it
-    once ``dag.test()`` has finished; runs started by the scheduler show the reason in the skipped
-    tasks' logs only.
-    """
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    project = Project.locate()
-    results = _results_of(project, _spec_of(project, experiment))
-    skipped = RunFiles.of(results, experiment, run_id).skipped
-    if not skipped.exists():
-        return
-    with create_session() as session:
-        dag_run = session.scalars(select(DagRun).where(DagRun.dag_id == experiment, DagRun.run_id == run_id)).one()
-        dag_run.note = SkipNote.read(skipped).reason
 
 
 if __name__ == "__main__":

@@ -58,8 +58,7 @@ def server_environment(project: Project, port: int, home: Path | str | None = No
     """Environment of an Airflow deployment of ``project`` whose API server listens on loopback ``port``.
 
     Login is on (user ``admin``, password generated on first start into ``password_file(home)``);
-    DAGs start unpaused so a trigger from the UI or the REST API runs at once; task processes
-    reach the API server's execution API on loopback.
+    task processes reach the API server's execution API on loopback.
     """
     env = airflow_environment(project)
     if home is not None:
@@ -71,7 +70,6 @@ def server_environment(project: Project, port: int, home: Path | str | None = No
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file(env["AIRFLOW_HOME"])),
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__API__HOST": LOOPBACK,
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{LOOPBACK}:{port}/execution/",

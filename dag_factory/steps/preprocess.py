@@ -62,7 +62,7 @@ def settle_task(raw: pd.DataFrame, spec: ExperimentSpec, catalog: Catalog) -> tu
         return spec.task, []
     check_columns(raw, spec.data)
     task, why = infer_task(raw[spec.data.target], spec.data)
-    log.info("Task: %s", why)
+    log.info("The run's %s", why)
     problems = task_problems(for_task(spec, task), task, catalog)
     if problems:
         raise DataError("; ".join(f"{'.'.join(map(str, key))}: {message}" for key, message in problems)

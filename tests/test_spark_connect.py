@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import run_dag, task_instances, write_experiment
 from dag_factory.artifacts.layout import RunFiles, table_dir
 from dag_factory.artifacts.records import DataProfile, Leaderboard, RunMeta
 from dag_factory.errors import DataError, SpecError
@@ -120,6 +121,25 @@ def test_an_airflow_connection_names_the_server(tmp_path: Path, connect_url: str
     missing = spark_spec(tmp_path, source, "conn_id: no_such_connection")
     with pytest.raises(DataError, match=r"data.spark.conn_id: Airflow connection 'no_such_connection' is not defined"):
         prepare(missing, tmp_path / "results", "r2")
+
+
+@pytest.mark.airflow
+def test_a_dag_run_through_airflow_reaches_the_server_by_its_connection(
+        project, airflow_db, tmp_path: Path, connect_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real Airflow run whose data tasks look the server up in an Airflow connection (given as AIRFLOW_CONN_...)."""
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_CONNECT_DAG", f"spark-connect://{connect_url.removeprefix('sc://')}")
+    source = partitioned(tmp_path / "days", small_frame(), ["2026-01-01", "2026-01-02"])
+    write_experiment(project, "connect_spark", small_spec(
+        "connect_spark", source, SPARK + "  spark: {conn_id: spark_connect_dag, sample_rows: 400}\n"))
+
+    outcome = run_dag(project, "connect_spark")
+
+    assert outcome.state == "success"
+    states = {t["task_id"]: t["state"] for t in task_instances(airflow_db, "connect_spark", outcome.run_id)}
+    assert states["load_data"] == states["profile"] == states["preprocess"] == states["promote"] == "success"
+    board = Leaderboard.read(outcome.files.leaderboard)
+    assert board.sample is not None and (board.sample.rows, board.sample.of_rows) == (400, len(small_frame()))
+    assert {r.name for r in board.ranked} == {"logistic_regression", "random_forest"}
 
 
 def test_a_connections_url_refuses_what_would_change_its_meaning() -> None:

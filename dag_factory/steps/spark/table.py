@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dag_factory.artifacts.records import PartitionStats, TrainingSample
+from dag_factory.errors import DataError
 from dag_factory.spec.schema import ExperimentSpec
 from dag_factory.steps.spark.load import ORDER, PARTITION, column, data_columns
 
@@ -62,10 +63,17 @@ def training_rows(frame: DataFrame, stats: dict[str, PartitionStats], spec: Expe
     limit, total = spec.data.spark.sample_rows, sum(s.rows for s in stats.values())
     columns = data_columns(frame)
     if total <= limit:
-        rows = frame.orderBy(*ORDER).select(*[column(c) for c in columns]).toPandas()
+        rows = _pandas(frame.orderBy(*ORDER).select(*[column(c) for c in columns]))
     else:
-        rows = _stratified(frame, columns, _class_counts(stats), total, spec)
+        rows = _stratified(frame, columns, _class_counts(stats), total, spec, table)
     return rows, TrainingSample(rows=len(rows), of_rows=total, table=str(table))
+
+
+def _pandas(frame: DataFrame) -> pd.DataFrame:
+    """``frame`` as pandas, without the query metrics Spark Connect attaches (``attrs`` that Parquet cannot store)."""
+    rows = frame.toPandas()
+    rows.attrs.clear()
+    return rows
 
 
 def _class_counts(stats: dict[str, PartitionStats]) -> dict[str, int]:
@@ -77,11 +85,12 @@ def _class_counts(stats: dict[str, PartitionStats]) -> dict[str, int]:
 
 
 def _stratified(frame: DataFrame, columns: list[str], counts: dict[str, int], total: int,
-                spec: ExperimentSpec) -> pd.DataFrame:
+                spec: ExperimentSpec, table: Path) -> pd.DataFrame:
     """Each class's share of ``sample_rows`` (at least 2 rows): its rows with the smallest draws, in draw order.
 
     One pass keeps every row whose draw is below a margin over the class's share; the margin (six standard
-    deviations) makes a second pass, with twice the margin, all but impossible.
+    deviations) makes a second pass, with twice the margin, all but impossible; a table short of the rows its
+    partitions recorded is a DataError, not an endless loop.
     """
     from pyspark.sql import functions as F
 
@@ -92,11 +101,16 @@ def _stratified(frame: DataFrame, columns: list[str], counts: dict[str, int], to
     margin = 6.0
     while True:
         share = {c: min(1.0, (k + margin * math.sqrt(k) + 10) / counts[c]) for c, k in wanted.items()}
-        kept = frame.select(*[column(c) for c in columns], draw.alias("__draw"), label.alias("__label")).where(
-            F.col("__draw") < _per_class(F.col("__label"), share)).toPandas()
+        kept = _pandas(frame.select(*[column(c) for c in columns], draw.alias("__draw"), label.alias("__label")).where(
+            F.col("__draw") < _per_class(F.col("__label"), share)))
         sizes = kept["__label"].value_counts()
         if all(sizes.get(c, 0) >= k for c, k in wanted.items()):
             break
+        if all(value == 1.0 for value in share.values()):  # every row taken, still short: rows were lost
+            short = sorted(c for c, k in wanted.items() if sizes.get(c, 0) < k)
+            raise DataError(f"the cleaned table {table} has fewer rows of class {', '.join(short)} than its partitions "
+                            f"had when written ({len(kept)} rows found, {total} recorded): something removed or "
+                            "overwrote part of it; delete that folder and run with force to rebuild it")
         margin *= 2
     kept = kept.sort_values("__draw", kind="stable")
     sample = kept[kept.groupby("__label").cumcount() < kept["__label"].map(wanted)]

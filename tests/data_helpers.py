@@ -195,6 +195,15 @@ models:
 """
 
 
+def partitioned(folder: Path, frame: pd.DataFrame, days: list[str]) -> Path:
+    """Write ``frame`` as one Parquet partition per day (consecutive row ranges) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    size = -(-len(frame) // len(days))
+    for i, day in enumerate(days):
+        frame.iloc[i * size:(i + 1) * size].to_parquet(folder / f"{day}.parquet", index=False)
+    return folder
+
+
 def small_frame() -> pd.DataFrame:
     """The breast cancer data as wdbc.data has it, with its first 8 features only: every Spark pass stays short."""
     return wdbc_frame()[["id", "diagnosis", *WDBC_FEATURES[:8]]]

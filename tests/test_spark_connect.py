@@ -16,7 +16,7 @@ from dag_factory.artifacts.layout import RunFiles, table_dir
 from dag_factory.artifacts.records import DataProfile, Leaderboard, RunMeta
 from dag_factory.errors import DataError, SpecError
 from dag_factory.steps.partitions import seen
-from data_helpers import SPARK, load_spec, prepare, run_steps, small_frame, small_spec
+from data_helpers import SPARK, load_spec, partitioned, prepare, run_steps, small_frame, small_spec
 from servers import spark_connect_server
 
 pytestmark = pytest.mark.spark
@@ -35,14 +35,6 @@ def connect_url(tmp_path_factory: pytest.TempPathFactory):
     with spark_connect_server(tmp_path_factory.mktemp("spark-connect")) as url:
         yield url
         disconnect()
-
-
-def partitioned(folder: Path, frame: pd.DataFrame, days: list[str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    size = -(-len(frame) // len(days))
-    for i, day in enumerate(days):
-        frame.iloc[i * size:(i + 1) * size].to_parquet(folder / f"{day}.parquet", index=False)
-    return folder
 
 
 def spark_spec(tmp: Path, source: Path, spark: str, name: str = "wdbc", more: str = ""):

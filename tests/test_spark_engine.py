@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_helpers import SPARK, champion_identity, load_spec, prepare, run_steps, small_frame, small_spec
+from data_helpers import SPARK, champion_identity, load_spec, partitioned, prepare, run_steps, small_frame, small_spec
 from dag_factory.artifacts.layout import RunFiles, table_dir
 from dag_factory.artifacts.records import DataProfile, Leaderboard, RunMeta
 from dag_factory.errors import DataError, NothingToDo
@@ -30,15 +30,6 @@ def spark():
     session = spark_session(SparkSpec(master="local[2]"), "dag_factory tests")
     yield session
     session.stop()
-
-
-def partitioned(folder: Path, frame: pd.DataFrame, days: list[str]) -> Path:
-    """Write ``frame`` as one Parquet partition per day (consecutive row ranges) into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    size = -(-len(frame) // len(days))
-    for i, day in enumerate(days):
-        frame.iloc[i * size:(i + 1) * size].to_parquet(folder / f"{day}.parquet", index=False)
-    return folder
 
 
 def spec_for(tmp: Path, name: str, source: Path, extra: str = SPARK):

@@ -124,7 +124,7 @@ def _load_with_spark(run: Run) -> dict[str, Any]:
 
 
 def _skip(run: Run, reason: str) -> None:
-    """Stop the run as skipped: the reason in data/skipped.json (and MLflow), then NothingToDo."""
+    """Stop the run as skipped: the reason in data/skipped.json (and MLflow), then RunSkipped."""
     SkipNote(reason=reason).write(run.files.skipped)
     run.tracker.note_skip(reason)
     raise RunSkipped(reason)

@@ -146,6 +146,15 @@ def test_a_connections_url_refuses_what_would_change_its_meaning() -> None:
         url_of("c", "host", 15002, "abc;use_ssl=false", False)
 
 
+def test_a_connections_use_ssl_is_true_or_false_and_nothing_else() -> None:
+    """A text "false" in the extra must not turn TLS on; a misspelt value is refused, naming the connection."""
+    from dag_factory.steps.spark.session import _use_ssl
+
+    assert [_use_ssl("c", v) for v in (True, False, "true", "False", " TRUE ")] == [True, False, True, False, True]
+    with pytest.raises(DataError, match=r"connection 'c' has use_ssl='yes' in its extra; set it to true or false"):
+        _use_ssl("c", "yes")
+
+
 def test_remote_and_conn_id_together_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"data.spark.*remote and conn_id both name a Spark Connect server; keep one"):
         spark_spec(tmp_path, tmp_path, 'remote: "sc://127.0.0.1:15002", conn_id: spark_connect')

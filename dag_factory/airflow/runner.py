@@ -127,8 +127,8 @@ def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | Non
             if files is None and not told and not verbose:
                 sys.stderr.write("".join(log.early[-TAIL_LINES:]))
             where = f"see {files.log}" if files else f"see {'the error' if told else 'the output'} above"
-            raise DagFactoryError(f"the Airflow run of {experiment} ended (exit code {child.returncode}) before it "
-                               f"{'finished' if files else 'started a DAG run'}; {where}")
+            raise DagFactoryError(f"the Airflow run of {experiment} ended (exit code {child.returncode}) before "
+                                  f"it {'finished' if files else 'started a DAG run'}; {where}")
         outcome = json.loads(outcome_file.read_text())
     return RunOutcome(state=outcome["state"], run_id=outcome["run_id"],
                       files=RunFiles.of(results, experiment, outcome["run_id"]))

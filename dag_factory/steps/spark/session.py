@@ -73,7 +73,17 @@ def connect_url(spark: SparkSpec) -> str | None:
         raise DataError(f"data.spark.conn_id: Airflow connection {spark.conn_id!r} is not defined ({err}); create it "
                         "with the Spark Connect server's host and port (and its token as the password)") from err
     return url_of(spark.conn_id, conn.host, conn.port, conn.password or conn.extra_dejson.get("token"),
-                  bool(conn.extra_dejson.get("use_ssl")))
+                  _use_ssl(spark.conn_id, conn.extra_dejson.get("use_ssl", False)))
+
+
+def _use_ssl(conn_id: str, value: object) -> bool:
+    """The connection's extra ``use_ssl``: true or false (JSON or text); anything else is refused, not guessed."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise DataError(f"data.spark.conn_id: Airflow connection {conn_id!r} has use_ssl={value!r} in its extra; "
+                    "set it to true or false")
 
 
 def url_of(conn_id: str, host: str | None, port: int | None, token: str | None, use_ssl: bool) -> str:

@@ -42,6 +42,9 @@ RUN_ALWAYS = ("select", "report")
 #: The train instances run also when preprocess skipped the run: each then skips itself with the reason, so
 #: that Airflow renders its model name in the grid (it renders ``map_index_template`` only in a running task).
 TRAIN_TRIGGER_RULE = TriggerRule.NONE_FAILED
+#: promote runs also when select skipped the run, and skips itself: when Airflow skips it instead, report
+#: waits for the next scheduling pass (under ``dag.test()`` a 1 s sleep in every skipped run).
+PROMOTE_TRIGGER_RULE = TriggerRule.NONE_FAILED
 
 
 def build_dags(project: Project | None = None) -> dict[str, DAG]:
@@ -200,7 +203,7 @@ def _options(name: str, spec: ExperimentSpec, project: Project, champion: Champi
                 "trigger_rule": TRAIN_TRIGGER_RULE}
     if name == "promote":
         return {"outlets": [champion.alias], "max_active_tis_per_dag": 1,  # one promotion of an experiment at a time
-                "on_success_callback": notifiers("new_champion", spec, project)}
+                "on_success_callback": notifiers("new_champion", spec, project), "trigger_rule": PROMOTE_TRIGGER_RULE}
     if name in RUN_ALWAYS:
         return {"trigger_rule": TriggerRule.ALL_DONE}
     return {}

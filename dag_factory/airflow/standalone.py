@@ -34,8 +34,10 @@ PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 LOOPBACK = "127.0.0.1"
 WORKER_NAME_VARIABLE = "DAG_FACTORY_WORKER_NAME"
 #: What the scheduler's forkserver imports once for every LocalExecutor worker and task process
-#: forked from it: Airflow's worker and task runner, and the workflow's ML stack.
-TASK_PRELOAD = ("airflow.executors.local_executor", "airflow.sdk.execution_time.task_runner", "dag_factory.workflow")
+#: forked from it: skops first (see ``model_file.import_skops_first``), Airflow's worker and task runner,
+#: and the workflow's ML stack.
+TASK_PRELOAD = ("skops.io", "airflow.executors.local_executor", "airflow.sdk.execution_time.task_runner",
+                "dag_factory.workflow")
 #: The components of a local deployment and their commands; the log servers stay off (they bind every interface).
 COMPONENTS = {
     "api-server": ["api-server"],

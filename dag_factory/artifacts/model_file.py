@@ -196,6 +196,12 @@ def _tree_problem(tree: Any) -> str | None:
     return None
 
 
+def import_skops_first() -> None:
+    """Import skops.io before a process loads Airflow: on import, skops looks up each SciPy function it trusts
+    in every loaded module, in import order, so after Airflow's thousands of modules it takes a second more."""
+    _skops()
+
+
 def _skops() -> ModuleType:
     """skops.io, imported quietly: on import it looks for NumPy's and SciPy's functions in every loaded module,
     which in an Airflow process touches Airflow's deprecated modules (one warning each, in the task's log)."""

@@ -106,6 +106,8 @@ def test_second_run_on_same_data_skips_training_unless_forced(first_run, airflow
     states = {r["task_id"]: r["state"] for r in rows}
     assert states["preprocess"] == "skipped" and states["train"] == "skipped" and states["promote"] == "skipped"
     assert [r["rendered_map_index"] for r in rows if r["task_id"] == "train"] == MODELS  # named in the grid
+    # promote ran and skipped itself (try 1): skipped by Airflow instead, report would wait a scheduling pass
+    assert [r["try_number"] for r in rows if r["task_id"] == "promote"] == [1]
     log_file = project.results / "runs" / "breast_cancer" / safe_run_id(run_id) / "run.log"
     log = log_file.read_text()
     assert "[warning  ] Skipped: data and spec unchanged since the champion was trained" in log  # not folded away

@@ -3,8 +3,8 @@
 The promote step's rule is tested with the real steps and no Airflow; two DAG runs through
 Airflow (``dag.test()``, as `dag-factory run` makes them) check the Human-in-the-loop task:
 approved by ``--approve``, and rejected by default when there is no terminal to ask. On a real
-scheduler, one request is approved by `dag-factory approve`, one rejected through the REST API,
-and one times out (the scheduler applies the default, Reject).
+scheduler (test_scheduler.py), one request is approved by `dag-factory approve`, one rejected
+through the REST API, and one times out (the scheduler applies the default, Reject).
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from getpass import getuser
 
 import pytest
 
-from airflow_services import AirflowServices
 from conftest import fast_spec, task_instances, write_experiment
 from dag_factory.cli import main
 from dag_factory.airflow.runner import run_experiment
@@ -121,74 +119,6 @@ def test_dag_factory_run_answers_the_request_approve_by_flag_and_reject_without_
         assert not decision.promoted and "not promoted: rejected by" in decision.reason
         assert decision.approval.asked and not decision.approval.approved
         assert current_card(project.results, name) is None
-
-
-def wait_for_task_state(api, services, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        services.check_alive()
-        found = [t["state"] for t in api.task_instances(dag_id, run_id, task_id=task_id)]
-        if found == [state]:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{dag_id} {task_id} still {found} after {timeout} s, not {state}")
-        time.sleep(2)
-
-
-#: How long the test waits, as a person would, between seeing the request and answering it. An answer
-#: within about a second of the task pausing races Airflow 3.3: the scheduler re-queues the task
-#: while the executor still reports the paused process's exit, fails that try to up_for_retry,
-#: and the retry asks again (seen on a busy machine).
-ANSWER_DELAY_SECONDS = 10
-
-
-def wait_until_asked(api, services, dag_id: str, run_id: str) -> None:
-    """Wait until the approve task waits for an answer, and then a little longer (ANSWER_DELAY_SECONDS)."""
-    wait_for_task_state(api, services, dag_id, run_id, "approve", "awaiting_input")
-    time.sleep(ANSWER_DELAY_SECONDS)
-
-
-@pytest.mark.airflow
-def test_on_a_real_scheduler_requests_are_approved_by_the_cli_rejected_by_the_rest_api_or_time_out(
-        project, tmp_path, monkeypatch):
-    specs = {"gated_cli": APPROVAL, "gated_api": APPROVAL,
-             "gated_timeout": "promotion: {approval: required, timeout_hours: 0.001}\n"}  # 3.6 s
-    for name, extra in specs.items():
-        write_experiment(project, name, fast_spec(name, "  - model: logistic_regression\n") + extra)
-    home = tmp_path / "airflow-home"
-    settings = {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "4",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-                "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2"}
-    with AirflowServices(project, home, settings) as services:
-        services.start_airflow()
-        api = services.api()
-        api.wait_until_healthy(services, ("scheduler", "dag_processor"))
-        runs = {}
-        for name in specs:
-            api.wait_for_dag(services, name)
-            runs[name] = api.trigger(name)
-
-        wait_until_asked(api, services, "gated_api", runs["gated_api"])
-        path = f"/dags/gated_api/dagRuns/{runs['gated_api']}/taskInstances/approve/-1/hitlDetails"
-        request = api.get(path)  # what Required actions shows
-        assert request["subject"].startswith("Promote logistic_regression (CV roc_auc 0.9")
-        assert "| challenger | logistic_regression |" in request["body"] and request["defaults"] == ["Reject"]
-        assert api.client.patch(path, json={"chosen_options": ["Reject"]}).status_code == 200
-
-        wait_until_asked(api, services, "gated_cli", runs["gated_cli"])
-        monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-        assert main(["--project", str(project.root), "approve", "gated_cli"]) == 0
-
-        finished = {name: api.wait_for_run(services, name, run_id) for name, run_id in runs.items()}
-    assert {name: run["state"] for name, run in finished.items()} == dict.fromkeys(specs, "success")
-    decisions = {name: Leaderboard.read(RunFiles.of(project.results, name, runs[name]).leaderboard).decision
-                 for name in specs}
-    assert decisions["gated_cli"].promoted and decisions["gated_cli"].reason.endswith(f"approved by {getuser()}")
-    assert not decisions["gated_api"].promoted and "not promoted: rejected by admin" in decisions["gated_api"].reason
-    assert not decisions["gated_timeout"].promoted and decisions["gated_timeout"].approval.timed_out
-    assert "no answer within 0.001h" in decisions["gated_timeout"].reason
-    assert current_card(project.results, "gated_cli").run_id == runs["gated_cli"]
-    assert current_card(project.results, "gated_api") is None and current_card(project.results, "gated_timeout") is None
 
 
 def test_the_history_command_lists_winners_that_were_not_approved(results, project, capsys):

@@ -105,14 +105,14 @@ ERRORS = {
     "bad_solver": "ModelConfigError: model \"bad_solver\": params.solver: The 'solver' parameter of LogisticRegression "
                   "must be",
     "numeric": "FloatingPointError: divide by zero encountered in log",
-    "slow": "model slow exceeded its time limit of 30s (timeout_minutes in the spec)",
+    "slow": "model slow exceeded its time limit of 15s (timeout_minutes in the spec)",
     "typo": 'model "typo": params.Cc is not a parameter of LogisticRegression (did you mean "C"?)',
 }
 
 
 def spec_text(models: str) -> str:
-    """The faults experiment: no retries unless a model sets them, no delay between tries, 30 s per model."""
-    return fast_spec("faults", models) + "retries: 0\nretry_delay_seconds: 0\ntimeout_minutes: 0.5\n"
+    """The faults experiment: no retries unless a model sets them, no delay between tries, 15 s per model."""
+    return fast_spec("faults", models) + "retries: 0\nretry_delay_seconds: 0\ntimeout_minutes: 0.25\n"
 
 
 @pytest.fixture(scope="module")

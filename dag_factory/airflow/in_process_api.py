@@ -40,6 +40,9 @@ def serve_sdk_version_only() -> bool:
         app = in_process_api_server().app
     finally:
         versions.bundle = every_version
-    head = app._latest_version_router
+    head = getattr(app, "_latest_version_router", None)
+    if head is None:  # a Cadwyn that keeps its routes elsewhere: let Airflow build its full app after all
+        in_process_api_server.cache_clear()
+        return False
     head.routes = [route for route in head.routes if _DELETED_ROUTE_TAG not in getattr(route, "tags", ())]
     return True

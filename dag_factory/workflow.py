@@ -255,12 +255,12 @@ def promote(run: Run, approval: dict[str, Any] | None = None) -> dict[str, Any]:
     """Promote this run's winner if it beats the champion (and, when the spec says so, a person approved it);
     returns the decision.
 
-    Skips (NothingToDo) when preprocess skipped the run. Also records that this run trained on its data
-    and spec, so a later run on the same ones
-    is skipped even when this winner was not promoted. A promoted model is then registered
-    in MLflow (when tracked); a retry after a tracking failure finds the champion already
-    promoted and only registers it. Last, the leaderboard and a new champion are copied to Google
-    Drive when the spec publishes there (a retry uploads only what is missing).
+    Skips (NothingToDo) when an earlier step skipped the run. Also records that this run trained on
+    its data and spec, so a later run on the same ones is skipped even when this winner was not
+    promoted. A promoted model is then registered in MLflow (when tracked); a retry after a
+    tracking failure finds the champion already promoted and only registers it. Last, the
+    leaderboard and a new champion are copied to Google Drive when the spec publishes there (a
+    retry uploads only what is missing).
     """
     files, experiment = run.files, run.spec.experiment
     _require_data(files)

@@ -58,14 +58,20 @@ def airflow_db() -> Path:
     return AIRFLOW_HOME / "airflow.db"
 
 
+def copy_project(root: Path, experiments: bool = True) -> Project:
+    """A copy at ``root`` of the checkout's dags/, models/ and (unless not wanted: an empty folder)
+    experiments/, with its own empty results/."""
+    for folder in ("dags", "models", "experiments") if experiments else ("dags", "models"):
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "experiments").mkdir(exist_ok=True)
+    (root / "results").mkdir()
+    return Project(root)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     """A copy of the checkout's dags/, models/ and experiments/ with its own empty results/."""
-    root = tmp_path / "project"
-    for folder in ("dags", "models", "experiments"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "results").mkdir()
-    return Project(root)
+    return copy_project(tmp_path / "project")
 
 
 def write_experiment(project: Project, name: str, text: str) -> Path:

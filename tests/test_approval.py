@@ -27,7 +27,7 @@ from dag_factory.steps.approval import approval_request
 from dag_factory.steps.outcome import EXIT_DECIDED, ending
 from evaluation_support import private_copy
 from listeners import http_listener, wait_for
-from test_promotion import EXPERIMENT, STRONG, WEAK, run_dir, trained  # noqa: F401
+from test_promotion import EXPERIMENT, STRONG, run_dir, trained  # noqa: F401  (trained: a fixture)
 
 GATED = STRONG.model_copy(update={"promotion": STRONG.promotion.model_copy(update={"approval": "required",
                                                                                    "timeout_hours": 2})})
@@ -68,7 +68,7 @@ def test_an_approved_winner_is_promoted_and_the_card_names_the_reviewer(results)
 
 def test_the_request_shows_challenger_and_champion_and_is_not_made_when_nothing_would_change(results):
     request = approval_request(GATED, results, RunFiles(run_dir(results, "strong")))
-    assert request is not None and request.subject.startswith(f"Promote logistic_regression (CV roc_auc 0.9")
+    assert request is not None and request.subject.startswith("Promote logistic_regression (CV roc_auc 0.9")
     assert "| challenger | logistic_regression | strong |" in request.body
     assert "| champion | stump | weak |" in request.body and "report.html" in request.body
     assert "no answer within 2 h, keeps the champion" in request.body
@@ -106,7 +106,7 @@ def test_dag_factory_run_answers_the_request_approve_by_flag_and_reject_without_
     states = {t["task_id"]: t["state"] for t in task_instances(airflow_db, name, outcome.run_id)}
     assert states["approve"] == "success" and states["promote"] == "success"
     row = hitl_row(airflow_db, name, outcome.run_id)
-    assert row["subject"].startswith(f"Promote logistic_regression (CV roc_auc 0.9") and "Reject" in row["defaults"]
+    assert row["subject"].startswith("Promote logistic_regression (CV roc_auc 0.9") and "Reject" in row["defaults"]
     decision = Leaderboard.read(outcome.files.leaderboard).decision
     assert ending(project.experiment(name), outcome.files, outcome.state).code == EXIT_DECIDED
     if policy == "approve":

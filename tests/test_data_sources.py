@@ -7,13 +7,11 @@ training with the champion intact, changed data retrains.
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
-from conftest import REPO, fast_spec, run_dag, task_instances, write_experiment
+from conftest import copy_project, fast_spec, run_dag, task_instances, write_experiment
 from dag_factory.storage.files import read_json, sha256_file
-from dag_factory.project import Project
 from dag_factory.spec.schema import CLASSIFICATION_METRICS as METRICS
 from data_helpers import champion_identity, serve, wdbc_spec, write_wdbc
 
@@ -26,11 +24,8 @@ RETRY_FAST = "  download: {retries: 2, backoff_seconds: 0.01}\n"
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, airflow_db):
     """One DAG run each of breast cancer from the loader, a wdbc.data file, that file over HTTP, and wine."""
-    root = tmp_path_factory.mktemp("sources") / "project"
-    for folder in ("dags", "models"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "experiments").mkdir()
-    project = Project(root)
+    project = copy_project(tmp_path_factory.mktemp("sources") / "project", experiments=False)
+    root = project.root
     wdbc = write_wdbc(root / "data" / "wdbc.data")
     write_experiment(project, "bc_loader", fast_spec("bc_loader"))
     write_experiment(project, "bc_csv", wdbc_spec("bc_csv", str(wdbc)))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from conftest import run_dag, task_instances
+from conftest import copy_project, run_dag, task_instances
 from dag_factory.storage.files import read_json
 from dag_factory.artifacts.layout import best_dir, safe_run_id
 from dag_factory.cli import main
@@ -25,14 +25,7 @@ MODELS = ["logistic_regression", "xgboost", "random_forest", "svm"]
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, airflow_db):
     """One real DAG run of the shipped breast_cancer spec, shared by the tests of this module."""
-    from conftest import REPO
-    import shutil
-    from dag_factory.project import Project
-
-    root = tmp_path_factory.mktemp("e2e") / "project"
-    for folder in ("dags", "models", "experiments"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    project = Project(root)
+    project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
     outcome = run_dag(project, "breast_cancer")
     return project, outcome
 

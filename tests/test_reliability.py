@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, fast_spec, run_dag, task_instances, write_experiment
+from conftest import REPO, copy_project, fast_spec, run_dag, task_instances, write_experiment
 from dag_factory.storage.files import manifest_problems, read_json
 from dag_factory.artifacts.layout import best_dir
 
@@ -118,15 +118,8 @@ def spec_text(models: str) -> str:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, airflow_db):
     """Run 1: seven models, four failing for good. Run 2: every model fails."""
-    import shutil
-
-    from dag_factory.project import Project
-
-    root = tmp_path_factory.mktemp("faults") / "project"
-    for folder in ("dags", "models", "experiments"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "results").mkdir()
-    project = Project(root)
+    project = copy_project(tmp_path_factory.mktemp("faults") / "project")
+    root = project.root
     (root / "lib").mkdir()
     (root / "lib" / "faulty_models.py").write_text(FAULTY_MODULE)
     for name, text in CATALOG.items():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import signal
 import stat
 import subprocess
@@ -25,7 +24,7 @@ import psutil
 import pytest
 
 from airflow_services import AirflowApi, overlapping, wall_seconds, free_port
-from conftest import REPO, fast_spec, with_fewer_cv_repeats, write_experiment
+from conftest import copy_project, fast_spec, with_fewer_cv_repeats, write_experiment
 from dag_factory.airflow.standalone import ADMIN_USER, console_logs, password_file
 from dag_factory.artifacts.champion_store import current_card
 from dag_factory.artifacts.layout import RunFiles
@@ -80,10 +79,8 @@ class UI:
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     """`dag-factory ui` on a copy of the project (fewer CV repeats, a file of new rows), until the last test stops it."""
-    root = tmp_path_factory.mktemp("scheduler") / "project"
-    for folder in ("dags", "models", "experiments"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    project = Project(root)
+    project = copy_project(tmp_path_factory.mktemp("scheduler") / "project")
+    root = project.root
     with_fewer_cv_repeats(project)
     write_new_rows(project)
     for name, extra in GATED_SPECS.items():
@@ -198,11 +195,11 @@ def test_breast_cancer_trains_its_models_in_parallel_on_a_real_scheduler(ui, cap
         print(f"\nbreast_cancer on LocalExecutor (parallel): DAG run wall time {wall_seconds(run):.1f} s")
 
 
-def wait_for_task_state(api, services, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 300) -> None:
+def wait_for_task_state(ui: UI, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        services.check_alive()
-        found = [t["state"] for t in api.task_instances(dag_id, run_id, task_id=task_id)]
+        ui.check_alive()
+        found = [t["state"] for t in ui.api.task_instances(dag_id, run_id, task_id=task_id)]
         if found == [state]:
             return
         if time.monotonic() > deadline:
@@ -217,9 +214,9 @@ def wait_for_task_state(api, services, dag_id: str, run_id: str, task_id: str, s
 ANSWER_DELAY_SECONDS = 10
 
 
-def wait_until_asked(api, services, dag_id: str, run_id: str) -> None:
+def wait_until_asked(ui: UI, dag_id: str, run_id: str) -> None:
     """Wait until the approve task waits for an answer, and then a little longer (ANSWER_DELAY_SECONDS)."""
-    wait_for_task_state(api, services, dag_id, run_id, "approve", "awaiting_input")
+    wait_for_task_state(ui, dag_id, run_id, "approve", "awaiting_input")
     time.sleep(ANSWER_DELAY_SECONDS)
 
 
@@ -230,14 +227,14 @@ def test_on_a_real_scheduler_requests_are_approved_by_the_cli_rejected_by_the_re
         api.wait_for_dag(ui, name)
         runs[name] = api.trigger(name)
 
-    wait_until_asked(api, ui, "gated_api", runs["gated_api"])
+    wait_until_asked(ui, "gated_api", runs["gated_api"])
     path = f"/dags/gated_api/dagRuns/{runs['gated_api']}/taskInstances/approve/-1/hitlDetails"
     request = api.get(path)  # what Required actions shows
     assert request["subject"].startswith("Promote logistic_regression (CV roc_auc 0.9")
     assert "| challenger | logistic_regression |" in request["body"] and request["defaults"] == ["Reject"]
     assert api.client.patch(path, json={"chosen_options": ["Reject"]}).status_code == 200
 
-    wait_until_asked(api, ui, "gated_cli", runs["gated_cli"])
+    wait_until_asked(ui, "gated_cli", runs["gated_cli"])
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{ui.home}/airflow.db")
     assert main(["--project", str(project.root), "approve", "gated_cli"]) == 0
 

@@ -7,12 +7,11 @@ Airflow's dag-processor would parse dags/, and every fault is checked in it and 
 
 from __future__ import annotations
 
-import shutil
 import sys
 
 import pytest
 
-from conftest import REPO, fast_spec, run_dag
+from conftest import REPO, copy_project, fast_spec, run_dag
 from dag_factory.cli import main
 from dag_factory.errors import ModelError
 from dag_factory.project import Project
@@ -72,10 +71,7 @@ FAULTS: dict[str, tuple[str, str]] = {
 @pytest.fixture(scope="module")
 def broken_project(tmp_path_factory) -> Project:
     """A project holding the shipped spec, a good quick spec, and one file per fault."""
-    root = tmp_path_factory.mktemp("spec-faults") / "project"
-    for folder in ("dags", "models", "experiments"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    project = Project(root)
+    project = copy_project(tmp_path_factory.mktemp("spec-faults") / "project")
     (project.models / "evil.yaml").write_text(EVIL_CATALOG)
     (project.experiments / "quick.yaml").write_text(fast_spec("quick"))
     for stem, (text, _) in FAULTS.items():

@@ -7,7 +7,6 @@ is down fails the run clearly and leaves the local champion as it was.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,12 +16,11 @@ import pytest
 from mlflow import MlflowClient
 
 from airflow_services import free_port
-from conftest import REPO, fast_spec, run_dag, task_instances, write_experiment
+from conftest import copy_project, fast_spec, run_dag, task_instances, write_experiment
 from dag_factory.errors import TrackingError
 from dag_factory.storage.files import manifest_problems, read_json
 from dag_factory.artifacts.layout import best_dir
 from dag_factory.artifacts.model_file import load_model
-from dag_factory.project import Project
 from dag_factory.spec.schema import TrackingSpec
 from dag_factory.workflow import promote, report, run_steps, train
 from dag_factory.tracking import CHAMPION_ALIAS
@@ -46,12 +44,9 @@ def mlflow_uri(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory, mlflow_uri, airflow_db):
     """One real DAG run of a two-model breast_cancer spec with tracking on."""
-    root = tmp_path_factory.mktemp("tracked") / "project"
-    for folder in ("dags", "models", "experiments"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "experiments" / "breast_cancer.yaml").write_text(
+    project = copy_project(tmp_path_factory.mktemp("tracked") / "project")
+    (project.experiments / "breast_cancer.yaml").write_text(
         fast_spec("breast_cancer", TRACKED_MODELS) + f"tracking:\n  uri: {mlflow_uri}\n  experiment: {EXPERIMENT}\n")
-    project = Project(root)
     outcome = run_dag(project, "breast_cancer")
     assert outcome.state == "success"
     return project, outcome

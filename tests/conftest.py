@@ -31,6 +31,7 @@ for variable in ("DAG_FACTORY_HOME", "DAG_FACTORY_RESULTS", "DAG_FACTORY_EXPERIM
 
 from dag_factory.project import Project  # noqa: E402  (after the Airflow settings above)
 from dag_factory.airflow.runner import RunOutcome, run_experiment  # noqa: E402
+from warm_runner import WarmChild  # noqa: E402
 
 
 #: The files that start a real Airflow deployment or many DAG runs, longest first (pytest --durations).
@@ -91,8 +92,8 @@ def with_fewer_cv_repeats(project: Project, experiment: str = "breast_cancer", r
 
 
 def run_dag(project: Project, experiment: str, **conf: Any) -> RunOutcome:
-    """Run an experiment's DAG through Airflow (dag.test) exactly as `dag-factory run` does."""
-    return run_experiment(project, experiment, conf)
+    """Run an experiment's DAG through Airflow (dag.test) as `dag-factory run` does, its child forked warm."""
+    return run_experiment(project, experiment, conf, start=WarmChild)
 
 
 def task_instances(db: Path, dag_id: str, run_id: str) -> list[dict[str, Any]]:

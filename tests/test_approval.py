@@ -27,6 +27,7 @@ from dag_factory.steps.approval import approval_request
 from dag_factory.steps.outcome import EXIT_DECIDED, ending
 from evaluation_support import private_copy
 from listeners import http_listener, wait_for
+from warm_runner import WarmChild
 from test_promotion import EXPERIMENT, STRONG, run_dir, trained  # noqa: F401  (trained: a fixture)
 
 GATED = STRONG.model_copy(update={"promotion": STRONG.promotion.model_copy(update={"approval": "required",
@@ -95,7 +96,7 @@ def test_dag_factory_run_answers_the_request_approve_by_flag_and_reject_without_
     write_experiment(project, name, fast_spec(name, "  - model: logistic_regression\n") + APPROVAL + notify)
     with http_listener() as (url, posts):
         monkeypatch.setenv("AIRFLOW_CONN_HOOK", json.dumps({"conn_type": "http", "host": url}))
-        outcome = run_experiment(project, name, {}, approval=policy)
+        outcome = run_experiment(project, name, {}, approval=policy, start=WarmChild)
         wait_for(posts, 1)
     out = capsys.readouterr().out
     request = posts[0]["json"]  # the approval_request notification, sent by the approve task

@@ -15,10 +15,11 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, Protocol, Self
 
 from dag_factory.airflow.answers import Policy, answer_waiting_run
 from dag_factory.airflow.in_process_api import serve_sdk_version_only
@@ -40,6 +41,21 @@ WAITING_FOR_INPUT = "Waiting for Human-in-the-loop input for tasks"
 TAIL_LINES = 30
 #: How often the run tries to record its answer before it stops the run instead of waiting for ever.
 ANSWER_ATTEMPTS = 3
+
+
+class ChildProcess(Protocol):
+    """What the run needs of its child process: ``subprocess.Popen``'s output pipe, exit code, stop and wait."""
+
+    stdout: IO[str] | None
+    returncode: int | None
+
+    def terminate(self) -> None: ...
+
+    def wait(self) -> int | None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 @dataclass
@@ -71,24 +87,29 @@ def airflow_environment(project: Project) -> dict[str, str]:
     }
 
 
+def start_child(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """A new Python running this module's ``child_main(args)``, its output (stdout and stderr) on one text pipe."""
+    return subprocess.Popen([sys.executable, "-m", "dag_factory.airflow.runner", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+
+
 def run_experiment(project: Project, experiment: str, conf: dict[str, Any] | None = None,
-                   approval: Policy = "ask", verbose: bool = False) -> RunOutcome:
+                   approval: Policy = "ask", verbose: bool = False,
+                   start: Callable[[list[str], dict[str, str]], ChildProcess] = start_child) -> RunOutcome:
     """Run ``experiment`` in a child process and keep its whole log in the run folder.
 
     The terminal shows one line per task as it ends (all of Airflow's output with ``verbose``).
     A request for approval (spec ``promotion.approval: required``) is answered by ``approval``
-    (see ``answers``): ``dag.test()`` would otherwise wait for it forever.
+    (see ``answers``): ``dag.test()`` would otherwise wait for it forever. ``start`` starts the child
+    (the tests start it from a process that has already imported what it needs).
     """
     spec = _spec_of(project, experiment)
     results = _results_of(project, spec)
     env = {**os.environ, **airflow_environment(project)}
     with tempfile.TemporaryDirectory() as scratch:
         outcome_file = Path(scratch) / "outcome.json"
-        command = [sys.executable, "-m", "dag_factory.airflow.runner", experiment, str(outcome_file),
-                   json.dumps(conf or {})]
-        with RunLog(Path(scratch)) as log, subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        ) as child:
+        args = [experiment, str(outcome_file), json.dumps(conf or {})]
+        with RunLog(Path(scratch)) as log, start(args, env) as child:
             assert child.stdout is not None
             files: RunFiles | None = None
             run_id = ""
@@ -294,5 +315,10 @@ def _exit_at_once(code: int) -> NoReturn:
     os._exit(code)
 
 
+def child_main(args: list[str]) -> NoReturn:
+    """The child's whole life: run the DAG (``args``: experiment, outcome file, conf as JSON), then exit at once."""
+    _exit_at_once(_run_in_this_process(args[0], Path(args[1]), json.loads(args[2])))
+
+
 if __name__ == "__main__":
-    _exit_at_once(_run_in_this_process(sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])))
+    child_main(sys.argv[1:])

@@ -1,8 +1,8 @@
 """Start the run's child process from a warm forkserver: ``dag-factory run`` as it is, minus the imports.
 
 Every ``dag-factory run`` starts a Python that imports skops, scikit-learn and Airflow and builds the
-in-process Execution API before its DAG run starts: about 5 s of CPU on the CI machine, paid by each of
-the suite's DAG runs. Tests whose subject is not that start (``run_dag`` in conftest) get their child
+in-process Execution API before its DAG run starts, and imports more as its tasks run: a small spec's
+run took 11.7 s that way on the CI machine, and 4.5 s forked warm. Tests whose subject is not that start (``run_dag`` in conftest) get their child
 from a forkserver that paid it once per test worker. The child runs the runner's own ``child_main``
 with the run's environment, and the parent is ``run_experiment`` itself, reading the same output;
 the CLI's own start is tested where it is the subject (``main([... "run" ...])`` and
@@ -17,7 +17,8 @@ import sys
 from multiprocessing.connection import Connection
 from typing import IO
 
-#: What the forkserver imports once: everything the child imports before its DAG run starts.
+#: What the forkserver imports once (from the checkout's root, pytest's working directory; a forkserver
+#: that cannot import it stays cold, and its children import what they need, slower).
 PRELOAD = ["tests.warm_preload"]
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(PRELOAD)

@@ -67,13 +67,9 @@ def answer(dag_id: str, run_id: str | None, approve: bool, by: str) -> str:
     Goes through Airflow's REST handler for Human-in-the-loop responses (called in-process, as user ``by``),
     so the answer is checked and the waiting task resumed exactly as when answered in the UI.
     """
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
-    from fastapi import HTTPException
     from sqlalchemy import select
 
     with create_session() as session:
@@ -84,6 +80,12 @@ def answer(dag_id: str, run_id: str | None, approve: bool, by: str) -> str:
             if not waiting:
                 raise LookupError(f"no run of {dag_id} is waiting for approval")
             run_id = waiting[0]
+        # Imported only when there is a request to answer: the handler's module loads Airflow's whole REST API (3 s).
+        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+        from fastapi import HTTPException
+
         choice = APPROVE if approve else REJECT
         try:
             update_hitl_detail(dag_id=dag_id, dag_run_id=run_id, task_id=TASK_ID,

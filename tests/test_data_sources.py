@@ -7,7 +7,6 @@ training with the champion intact, changed data retrains.
 
 from __future__ import annotations
 
-
 import pytest
 
 from conftest import copy_project, fast_spec, run_dag, task_instances, write_experiment

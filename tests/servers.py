@@ -6,6 +6,7 @@ group) when its ``with`` block ends. Nothing listens beyond 127.0.0.1.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -92,8 +93,12 @@ def s3_server(log_dir: Path) -> Iterator[str]:
         yield endpoint
 
 
+@functools.cache
 def s3_client(endpoint: str):
-    """A boto3 S3 client on the test server: how a user reads results back through the S3 API."""
+    """A boto3 S3 client on the test server: how a user reads results back through the S3 API.
+
+    One per endpoint and process: the SIGKILL loops read every champion file after each kill.
+    """
     import boto3
 
     return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],

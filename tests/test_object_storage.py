@@ -30,7 +30,8 @@ from evaluation_support import run_of
 from dag_factory.steps import promote as promotion
 from dag_factory.artifacts.champion_store import PointerStore
 from servers import AWS_ISOLATION, S3_CREDENTIALS, s3_client, s3_server
-from test_promotion import EXPERIMENT, STRONG, WEAK, in_child, in_children, promote_run, train_run
+from test_promotion import (EXPERIMENT, STRONG, WEAK, in_child, in_children, no_comparison_charts,  # noqa: F401 (a fixture)
+                            promote_run, train_run)
 
 MODELS = ["logistic_regression", "random_forest"]  # fast_spec's pair: storage, not the model mix, is tested here
 def run_folder(results, run_id: str):
@@ -154,12 +155,16 @@ def s3_trained(endpoint):
 
 
 def fresh(url: str):
-    """The results root as a new path object: a forked child must not use its parent's S3 connection."""
-    import s3fs
+    """The results root as a path object that sees the store as it is now (a killed child may have changed it).
+
+    A forked child gets an S3 connection of its own (fsspec makes new instances after a fork); this process
+    keeps its connection and drops its cached listings.
+    """
     from upath import UPath
 
-    s3fs.S3FileSystem.clear_instance_cache()
-    return UPath(url)
+    root = UPath(url)
+    root.fs.invalidate_cache()
+    return root
 
 
 def kill_before_s3_write(n: int) -> None:
@@ -180,7 +185,8 @@ def kill_before_s3_write(n: int) -> None:
     s3fs.S3FileSystem.call_s3 = sync_wrapper(call)  # what file objects call
 
 
-def test_sigkill_before_every_s3_write_of_a_promotion_leaves_a_whole_champion(s3_trained, endpoint):
+def test_sigkill_before_every_s3_write_of_a_promotion_leaves_a_whole_champion(s3_trained, endpoint,
+                                                                              no_comparison_charts):
     results = fresh(s3_trained)
     pointer = PointerStore(results, EXPERIMENT).pointer
     pristine = {pointer: pointer.read_bytes(),

@@ -34,6 +34,7 @@ def celery_settings(database_url: str, queue: str, results: str) -> dict[str, st
         "AIRFLOW__CELERY__BROKER_URL": REDIS_BROKER,
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database_url}",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "dag_factory.airflow.celery_config.CELERY_CONFIG",
         # Two workers share this machine: record each one's name on the task instances it runs.
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "dag_factory.airflow.standalone.worker_hostname",
         "DAG_FACTORY_RESULTS": results,
@@ -90,3 +91,24 @@ def run_on_two_workers(services: AirflowServices, queue: str, endpoint: str, buc
     with capsys.disabled():
         print(f"\nbreast_cancer on Celery, two workers: DAG run wall time {wall_seconds(run):.1f} s; "
               f"models per worker: {workers}")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("airflow.providers.celery") is None, reason="no celery extra")
+def test_the_worker_settings_import_the_task_stack_in_a_starting_worker_only():
+    """The settings module stays light where the scheduler reads it; a worker's start imports what tasks need."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from dag_factory.airflow.celery_config import CELERY_CONFIG\n"
+        "from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG\n"
+        "from celery.signals import worker_init\n"
+        "from dag_factory.airflow.standalone import TASK_PRELOAD\n"
+        "assert CELERY_CONFIG is DEFAULT_CELERY_CONFIG\n"
+        "assert not {'sklearn', 'skops', 'dag_factory.workflow'} & set(sys.modules), 'imported before the worker starts'\n"
+        "worker_init.send(sender=None)\n"
+        "assert [m for m in TASK_PRELOAD if m not in sys.modules] == []\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.stdout.splitlines()[-1:] == ["ok"], done.stderr[-2000:]

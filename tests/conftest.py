@@ -82,6 +82,17 @@ def write_experiment(project: Project, name: str, text: str) -> Path:
     return path
 
 
+@pytest.fixture
+def no_comparison_charts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports without their comparison charts, for the SIGKILL loops: drawing them took about 70 % of a loop.
+
+    The charts are PNG bytes drawn in memory into report.html, so every file operation under test stays.
+    """
+    from dag_factory.render import report
+
+    monkeypatch.setattr(report, "comparison_plots", lambda board, models_dir: {})
+
+
 def with_fewer_cv_repeats(project: Project, experiment: str = "breast_cancer", repeats: int = 2) -> None:
     """A shipped spec with fewer CV repeats: for tests of where and how tasks run, not of the CV protocol
     (the shipped spec runs whole in test_e2e)."""

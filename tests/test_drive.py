@@ -62,7 +62,7 @@ def test_a_new_champion_and_the_leaderboard_land_in_drive_and_a_503_and_a_429_ar
     folder = run_steps(spec, tmp_path / "results", "run1")
 
     version = (best_dir(tmp_path / "results", "shared")).resolve()
-    expected = {f"shared/runs/run1/leaderboard.json": (folder / "leaderboard.json").read_bytes()}
+    expected = {"shared/runs/run1/leaderboard.json": (folder / "leaderboard.json").read_bytes()}
     expected |= {f"shared/champions/{version.name}/{p.relative_to(version).as_posix()}": p.read_bytes()
                  for p in version.rglob("*") if p.is_file()}
     assert drive.tree() == expected

@@ -30,8 +30,7 @@ from evaluation_support import run_of
 from dag_factory.steps import promote as promotion
 from dag_factory.artifacts.champion_store import PointerStore
 from servers import AWS_ISOLATION, S3_CREDENTIALS, s3_client, s3_server
-from test_promotion import (EXPERIMENT, STRONG, WEAK, in_child, in_children, no_comparison_charts,  # noqa: F401 (a fixture)
-                            promote_run, train_run)
+from test_promotion import EXPERIMENT, STRONG, WEAK, in_child, in_children, promote_run, train_run
 
 MODELS = ["logistic_regression", "random_forest"]  # fast_spec's pair: storage, not the model mix, is tested here
 def run_folder(results, run_id: str):

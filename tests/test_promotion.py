@@ -22,7 +22,6 @@ from dag_factory.artifacts.champion_store import current_card
 from dag_factory.artifacts.layout import HISTORY, RunFiles, best_dir
 from dag_factory.artifacts.records import RunMeta
 from dag_factory.errors import ModelError, RunFailed
-from dag_factory.render import report as report_page
 from dag_factory.render.report import add_champion_pages
 from dag_factory.spec.schema import ExperimentSpec
 from dag_factory.steps import promote as promotion
@@ -75,15 +74,6 @@ def trained(tmp_path_factory) -> Path:
     promote_run(results, WEAK, train_run(results, WEAK, "weak"))
     train_run(results, STRONG, "strong")
     return results
-
-
-@pytest.fixture
-def no_comparison_charts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Reports without their comparison charts, for the SIGKILL loops: drawing them took about 70 % of a loop.
-
-    The charts are PNG bytes drawn in memory into report.html, so every file operation under test stays.
-    """
-    monkeypatch.setattr(report_page, "comparison_plots", lambda board, models_dir: {})
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import json
 import logging
 import tempfile
 import uuid
-from pathlib import Path
 
 from dag_factory.storage.files import manifest_problems, read_json
 from dag_factory.project import Project

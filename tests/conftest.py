@@ -37,9 +37,9 @@ from warm_runner import WarmChild  # noqa: E402
 #: The files that start a real Airflow deployment or many DAG runs, longest first (pytest --durations).
 #: They are handed out first (make test: one file per worker, in this order: --no-loadscope-reorder), so that
 #: parallel workers finish together.
-LONGEST_FIRST = ("test_scheduler.py", "test_object_storage.py", "test_tracking.py", "test_celery.py",
-                 "test_data_sources.py", "test_e2e.py", "test_approval.py", "test_spark_connect.py",
-                 "test_spark_engine.py", "test_promotion.py", "test_reliability.py", "test_spark_airflow.py")
+LONGEST_FIRST = ("test_scheduler.py", "test_spark_connect.py", "test_spark_engine.py", "test_e2e.py",
+                 "test_object_storage.py", "test_celery.py", "test_tracking.py", "test_approval.py",
+                 "test_data_sources.py", "test_reliability.py", "test_spark_airflow.py", "test_promotion.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,6 +7,7 @@ checkout's own results/ and .airflow/ are never touched.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sqlite3
@@ -23,6 +24,9 @@ AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dag-factory-tests-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+# py4j logs "Closing down clientserver connection" from a finalizer at the worker's exit, into a stream
+# pytest has closed by then: a "Logging error" traceback in the output, not a failure.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # the MLflow client would report usage to the internet
 # Test data files live in temporary folders, outside the test projects: a data root, as a user would set it.
 os.environ["DAG_FACTORY_DATA_ROOTS"] = tempfile.gettempdir()

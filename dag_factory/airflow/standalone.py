@@ -34,8 +34,9 @@ PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 LOOPBACK = "127.0.0.1"
 WORKER_NAME_VARIABLE = "DAG_FACTORY_WORKER_NAME"
 #: What the scheduler's forkserver imports once for every LocalExecutor worker and task process
-#: forked from it: skops first (see ``model_file.import_skops_first``), Airflow's worker and task runner,
-#: the workflow's ML stack, and the matplotlib parts each trained model draws its plots with.
+#: forked from it (and a Celery worker at its start, see ``celery_config``): skops first (see
+#: ``model_file.import_skops_first``), Airflow's worker and task runner, the workflow's ML stack, and
+#: the matplotlib parts each trained model draws its plots with.
 TASK_PRELOAD = ("skops.io", "airflow.executors.local_executor", "airflow.sdk.execution_time.task_runner",
                 "dag_factory.workflow", "matplotlib.figure", "matplotlib.backends.backend_agg")
 #: The components of a local deployment and their commands; the log servers stay off (they bind every interface).

@@ -97,7 +97,8 @@ def s3_server(log_dir: Path) -> Iterator[str]:
 def s3_client(endpoint: str):
     """A boto3 S3 client on the test server: how a user reads results back through the S3 API.
 
-    One per endpoint and process: the SIGKILL loops read every champion file after each kill.
+    One per endpoint, made and used in the test's own process (never in a forked child): the SIGKILL loops
+    read every champion file back after each kill.
     """
     import boto3
 

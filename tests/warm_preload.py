@@ -1,12 +1,9 @@
 """Imported once by the tests' forkserver (``warm_runner``): what a run's child imports and builds before and
 during its DAG run, so that each forked child finds it done."""
 
-from importlib import import_module
+from dag_factory.airflow.standalone import import_task_stack
 
-from dag_factory.airflow.standalone import TASK_PRELOAD
-
-for module in TASK_PRELOAD:  # skops first, then what a task imports (as the scheduler's forkserver does)
-    import_module(module)
+import_task_stack()  # skops first, then what a task imports (as the scheduler's forkserver does)
 
 import airflow.dag_processing.collection  # noqa: E402,F401  (dag.test() records the parsed DAGs)
 import airflow.dag_processing.dagbag  # noqa: E402,F401

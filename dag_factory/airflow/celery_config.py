@@ -14,7 +14,6 @@ Set on every component (the scheduler and the API server only read the dict)::
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
@@ -25,11 +24,8 @@ CELERY_CONFIG: dict[str, Any] = DEFAULT_CELERY_CONFIG
 
 
 @worker_init.connect
-def import_task_stack(**_: Any) -> None:
-    """In a starting worker's main process: import what every task process needs, skops quietly first."""
-    from dag_factory.airflow.standalone import TASK_PRELOAD
-    from dag_factory.artifacts.model_file import import_skops_first
+def preload_tasks(**_: Any) -> None:
+    """In a starting worker's main process: import what every task process needs."""
+    from dag_factory.airflow.standalone import import_task_stack
 
-    import_skops_first()
-    for module in TASK_PRELOAD:
-        importlib.import_module(module)
+    import_task_stack()

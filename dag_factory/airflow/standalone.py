@@ -15,6 +15,7 @@ login, where the logs are, and errors.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import socket
@@ -26,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from dag_factory.airflow.runner import airflow_environment
+from dag_factory.artifacts.model_file import import_skops_first
 from dag_factory.project import Project
 
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -50,6 +52,14 @@ COMPONENTS = {
 STOP_GRACE = 30
 #: Lines of a failed component's log shown in the console.
 TAIL_LINES = 15
+
+
+def import_task_stack() -> None:
+    """Import ``TASK_PRELOAD`` into this process, skops quietly first: for a process that task processes are
+    forked from (a Celery worker at its start, the tests' forkserver)."""
+    import_skops_first()
+    for module in TASK_PRELOAD:
+        importlib.import_module(module)
 
 
 def password_file(home: Path | str) -> Path:

@@ -140,7 +140,10 @@ def spark_connect_server(folder: Path) -> Iterator[str]:
         "spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "4",
         "spark.sql.warehouse.dir": str(folder / "warehouse"),
     }
+    from conftest import SPARK_TEST_JAVA_OPTIONS
+
     command = [str(home / "bin" / "spark-submit"), "--master", "local[2]",
+               "--driver-java-options", SPARK_TEST_JAVA_OPTIONS,
                "--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
     command += [arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")]
     with serving("spark-connect", [*command, "spark-internal"], (LOOPBACK, port), folder, timeout=180,

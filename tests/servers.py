@@ -140,7 +140,7 @@ def spark_connect_server(folder: Path) -> Iterator[str]:
         "spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "4",
         "spark.sql.warehouse.dir": str(folder / "warehouse"),
     }
-    from conftest import SPARK_TEST_JAVA_OPTIONS
+    from conftest import SPARK_TEST_JAVA_OPTIONS  # here: bench/integrations.py imports this module without conftest
 
     command = [str(home / "bin" / "spark-submit"), "--master", "local[2]",
                "--driver-java-options", SPARK_TEST_JAVA_OPTIONS,

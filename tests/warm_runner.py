@@ -3,8 +3,9 @@
 Every ``dag-factory run`` starts a Python that imports skops, scikit-learn and Airflow and builds the
 in-process Execution API before its DAG run starts, and imports more as its tasks run: a small spec's
 run took 11.7 s that way on the CI machine, and 4.5 s forked warm. Tests whose subject is not that start
-(``run_dag`` in conftest) get their child from a forkserver that paid it once per test worker. The child runs the runner's own ``child_main``
-with the run's environment, and the parent is ``run_experiment`` itself, reading the same output;
+(``run_dag`` in conftest) get their child from a forkserver that paid it once per test worker. The child
+runs the runner's own ``child_main`` with the run's environment, and the parent is ``run_experiment``
+itself, reading the same output;
 the CLI's own start is tested where it is the subject (``main([... "run" ...])`` and
 ``python -m dag_factory ... run``).
 """
